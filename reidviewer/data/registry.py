@@ -23,6 +23,7 @@ class DatasetReader(Protocol):
     name: str
     protocols: tuple[str, ...]
     description: str
+    priority: int  # detection order, higher first (synthwalk 10, folder -10, others 0)
 
     def detect(self, root: Path) -> bool:
         """True if ``root`` has this reader's layout (cheap: a few stat calls)."""
@@ -71,8 +72,9 @@ def detect_dataset(root: str | Path) -> str:
         raise DatasetError(root, "no such folder")
     if not root.is_dir():
         raise DatasetError(root, "is a file, not a dataset folder")
-    # The generic folder layout matches almost anything with train/query/gallery, so try it last.
-    order = sorted(READERS.values(), key=lambda r: r.name == "folder")
+    # Higher priority first: SynthWalk (an iLIDS-VID layout plus a sidecar) before iLIDS-VID,
+    # and the generic folder layout, which matches almost anything, last.
+    order = sorted(READERS.values(), key=lambda r: -getattr(r, "priority", 0))
     for reader in order:
         if reader.detect(root):
             return reader.name
