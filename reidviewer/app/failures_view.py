@@ -1,0 +1,162 @@
+"""Failure cases: queries whose rank-1 is wrong — probe, the wrong top-1, and the true match.
+
+A ``QListView`` with a painting delegate, so thousands of failures (MARS) cost no widgets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QLabel, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget
+
+from reidviewer.app.colors import MATCH, NON_MATCH
+from reidviewer.app.frame_loader import FrameLoader
+
+
+@dataclass(frozen=True)
+class FailureCase:
+    """One failed query."""
+
+    query_row: int
+    probe_label: str
+    probe_thumb: str
+    wrong_row: int
+    wrong_label: str
+    wrong_thumb: str
+    wrong_distance: float
+    true_row: int | None
+    true_label: str
+    true_thumb: str | None
+    true_rank: int
+    true_distance: float
+    ap: float
+
+
+class FailureModel(QAbstractListModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.cases: list[FailureCase] = []
+
+    def set_cases(self, cases: list[FailureCase]) -> None:
+        self.beginResetModel()
+        self.cases = list(cases)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.cases)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        c = self.cases[index.row()]
+        if role == Qt.ItemDataRole.UserRole:
+            return c
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{c.probe_label}: wrong top-1 {c.wrong_label}; true match at rank {c.true_rank}. Click to open."
+        if role == Qt.ItemDataRole.DisplayRole:
+            return c.probe_label
+        return None
+
+
+class FailureDelegate(QStyledItemDelegate):
+    """Paints probe | wrong top-1 | true match, with labels."""
+
+    ROW_H = 118
+    THUMB_W = 42
+
+    def __init__(self, loader: FrameLoader, parent=None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802
+        return QSize(420, self.ROW_H)
+
+    def _thumb(self, p: QPainter, x: float, y: float, path: str | None, border: QColor | None, dashed: bool) -> None:
+        rect = QRectF(x, y, self.THUMB_W, self.THUMB_W * 2)
+        image = self.loader.get(path) if path else None
+        if image is not None:
+            p.drawImage(rect, image)
+        else:
+            p.fillRect(rect, QColor(200, 200, 200))
+        if border is not None:
+            pen = QPen(border, 3)
+            pen.setStyle(Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(rect.adjusted(-1, -1, 1, 1))
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index) -> None:
+        c: FailureCase = index.data(Qt.ItemDataRole.UserRole)
+        p.save()
+        r = QRectF(option.rect)
+        if option.state & QStyle.StateFlag.State_Selected:
+            p.fillRect(r, QColor(220, 232, 250))
+        elif index.row() % 2:
+            p.fillRect(r, QColor(246, 246, 246))
+        y = r.top() + 8
+        cols = [
+            (c.probe_thumb, None, False, "probe", c.probe_label),
+            (c.wrong_thumb, NON_MATCH, True, f"✗ top-1  d={c.wrong_distance:.2f}", c.wrong_label),
+            (
+                c.true_thumb,
+                MATCH,
+                False,
+                f"✓ rank {c.true_rank}  d={c.true_distance:.2f}" if c.true_row is not None else "no true match",
+                c.true_label,
+            ),
+        ]
+        x = r.left() + 8
+        for thumb, border, dashed, title, label in cols:
+            self._thumb(p, x, y, thumb, border, dashed)
+            p.setPen(QColor(30, 30, 30))
+            text_rect = QRectF(x + self.THUMB_W + 6, y, 86, self.THUMB_W * 2)
+            p.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap), f"{title}\n{label}")
+            x += self.THUMB_W + 100
+        p.setPen(QColor(90, 90, 90))
+        p.drawText(QRectF(x, y, 70, self.THUMB_W * 2), int(Qt.AlignmentFlag.AlignVCenter), f"AP {c.ap:.2f}")
+        p.restore()
+
+
+class FailuresView(QWidget):
+    """The list of failure cases; clicking one opens it in the players.
+
+    Signals:
+        case_activated(int, int): (query row, gallery row to show — the true match if any).
+    """
+
+    case_activated = Signal(int, int)
+
+    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+        self.header = QLabel("No results yet")
+        self.model = FailureModel(self)
+        self.view = QListView()
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(FailureDelegate(loader, self.view))
+        self.view.setUniformItemSizes(True)
+        self.view.setMouseTracking(True)
+        self.view.clicked.connect(self._on_clicked)
+        self.view.activated.connect(self._on_clicked)
+        loader.frame_ready.connect(lambda _p: self.view.viewport().update())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.view, 1)
+
+    def set_cases(self, cases: list[FailureCase], total_queries: int) -> None:
+        self.model.set_cases(cases)
+        self.header.setText(
+            f"{len(cases)} of {total_queries} queries fail at rank 1 — sorted by AP, worst first. "
+            "Columns: probe · wrong top-1 · true match. Click a row to open it."
+        )
+        # Thumbnails of the first screenfuls decode in the background.
+        paths = []
+        for c in cases[:60]:
+            paths += [c.probe_thumb, c.wrong_thumb] + ([c.true_thumb] if c.true_thumb else [])
+        self.loader.request(paths, priority=-2)
+
+    def _on_clicked(self, index) -> None:
+        c: FailureCase = index.data(Qt.ItemDataRole.UserRole)
+        self.case_activated.emit(c.query_row, c.true_row if c.true_row is not None else c.wrong_row)

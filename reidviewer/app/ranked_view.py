@@ -1,0 +1,190 @@
+"""The ranked retrievals of the selected query: top-k tiles and where the true matches landed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
+
+from reidviewer.app.colors import FLAG, MATCH, NON_MATCH
+from reidviewer.app.frame_loader import FrameLoader
+
+
+@dataclass(frozen=True)
+class TileData:
+    """What one retrieval tile shows."""
+
+    gallery_row: int
+    rank: int
+    distance: float
+    is_match: bool
+    thumb: str
+    label: str = ""
+    flagged: bool = False
+
+
+class RetrievalTile(QWidget):
+    """A gallery thumbnail with its rank, distance and a true/false mark.
+
+    True matches: green solid border and ✓. False: red dashed border and ✗ — shape and
+    glyph as well as colour, for colour-blind users.
+    """
+
+    clicked = Signal(int)
+
+    W, H = 76, 172
+
+    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+        self.data: TileData | None = None
+        self.selected = False
+        self.setFixedSize(self.W, self.H)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        loader.frame_ready.connect(self._on_frame)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.W, self.H)
+
+    def set_data(self, data: TileData | None) -> None:
+        self.data = data
+        self.setVisible(data is not None)
+        if data is not None:
+            tip = f"rank {data.rank} · distance {data.distance:.3f} · {'true match' if data.is_match else 'false match'}"
+            if data.label:
+                tip += f"\n{data.label}"
+            self.setToolTip(tip)
+            self.loader.request([data.thumb])
+        self.update()
+
+    def _on_frame(self, path: str) -> None:
+        if self.data is not None and self.data.thumb == path:
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        if self.data is None:
+            return
+        d = self.data
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(250, 250, 250) if not self.selected else QColor(220, 232, 250))
+        img_rect = QRectF(6, 6, self.W - 12, self.H - 44)
+        image = self.loader.get(d.thumb)
+        if image is not None:
+            p.drawImage(img_rect, image)
+        else:
+            p.fillRect(img_rect, QColor(200, 200, 200))
+        color = MATCH if d.is_match else NON_MATCH
+        pen = QPen(color, 4)
+        pen.setStyle(Qt.PenStyle.SolidLine if d.is_match else Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(img_rect.adjusted(-2, -2, 2, 2))
+        # Glyph badge in the corner.
+        badge = QRectF(self.W - 26, 8, 18, 18)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawEllipse(badge)
+        f = QFont(p.font())
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(badge, Qt.AlignmentFlag.AlignCenter, "✓" if d.is_match else "✗")
+        if d.flagged:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(FLAG)
+            p.drawRect(QRectF(6, 6, 10, 10))
+        p.setPen(QColor(20, 20, 20))
+        p.drawText(QRectF(0, self.H - 37, self.W, 17), Qt.AlignmentFlag.AlignCenter, f"#{d.rank}")
+        f.setBold(False)
+        p.setFont(f)
+        p.setPen(QColor(80, 80, 80))
+        p.drawText(QRectF(0, self.H - 20, self.W, 17), Qt.AlignmentFlag.AlignCenter, f"{d.distance:.3f}")
+        p.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.data is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.data.gallery_row)
+
+
+class TileRow(QWidget):
+    """A horizontal row of reusable tiles."""
+
+    clicked = Signal(int)
+
+    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+        self.tiles: list[RetrievalTile] = []
+        self.box = QHBoxLayout(self)
+        self.box.setContentsMargins(0, 0, 0, 0)
+        self.box.setSpacing(4)
+        self.box.addStretch(1)
+
+    def set_tiles(self, items: list[TileData], selected_row: int | None = None) -> None:
+        while len(self.tiles) < len(items):
+            tile = RetrievalTile(self.loader)
+            tile.clicked.connect(self.clicked)
+            self.box.insertWidget(len(self.tiles), tile)
+            self.tiles.append(tile)
+        for i, tile in enumerate(self.tiles):
+            data = items[i] if i < len(items) else None
+            tile.selected = data is not None and data.gallery_row == selected_row
+            tile.set_data(data)
+
+
+class RankedView(QWidget):
+    """Top-k retrievals of the selected query, and a row with the true matches and their ranks.
+
+    Signals:
+        retrieval_clicked(int): a gallery row was clicked (load it in the gallery player).
+        top_k_changed(int)
+    """
+
+    retrieval_clicked = Signal(int)
+    top_k_changed = Signal(int)
+
+    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+        self.header = QLabel("Ranked gallery")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 50)
+        self.top_k.setValue(10)
+        self.top_k.setPrefix("top ")
+        self.top_k.setToolTip("How many retrievals to show")
+        self.top_k.valueChanged.connect(self.top_k_changed)
+        self.ranked = TileRow(loader)
+        self.ranked.clicked.connect(self.retrieval_clicked)
+        self.truth_label = QLabel("True matches")
+        self.truth = TileRow(loader)
+        self.truth.clicked.connect(self.retrieval_clicked)
+
+        head = QHBoxLayout()
+        head.addWidget(self.header, 1)
+        head.addWidget(self.top_k)
+        inner = QWidget()
+        col = QVBoxLayout(inner)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.ranked)
+        col.addWidget(self.truth_label)
+        col.addWidget(self.truth)
+        scroll = QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(head)
+        layout.addWidget(scroll, 1)
+
+    def show_ranking(
+        self, header: str, ranked: list[TileData], truth: list[TileData], selected_row: int | None = None
+    ) -> None:
+        """Fill both rows."""
+        self.header.setText(header)
+        self.ranked.set_tiles(ranked, selected_row)
+        ranks = ", ".join(f"#{t.rank}" for t in truth) or "none in the gallery"
+        self.truth_label.setText(f"True matches landed at: {ranks}")
+        self.truth.set_tiles(truth, selected_row)

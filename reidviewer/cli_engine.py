@@ -1,0 +1,123 @@
+"""Subcommands beyond the data layer: ``open``, ``train``, ``evaluate``, ``export``, ``audit``.
+
+Each imports its layer lazily so ``reidviewer --help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any, add_dataset, add_workspace) -> None:
+    """Add the subcommands to the ``reidviewer`` parser."""
+    p = sub.add_parser("open", help="open the viewer on a dataset and checkpoint")
+    add_dataset(p, required=False)
+    add_workspace(p)
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint (.safetensors); default: the shipped one")
+    p.add_argument("--split", type=int, default=0, help="split index (default 0)")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("train", help="train a model (RCN/RAN protocol; also under torchrun)")
+    add_dataset(p)
+    add_workspace(p)
+    p.add_argument("--split", type=int, default=0, help="split index (default 0)")
+    p.add_argument("--head", default="ran", help="ran | mean | rnn | softmax (default ran)")
+    p.add_argument("--iterations", type=int, default=3, help="refinement iterations K (default 3)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the paper's 1000)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    p.add_argument("--milestones", default=None, help="comma-separated epochs where lr ÷10 (default 300,600)")
+    p.add_argument("--pairs-per-step", type=int, default=None, help="pairs per optimiser step (default 1)")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
+    p.add_argument("--eval-every", type=int, default=None, help="validation rank-1 every N epochs (0: never)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N epochs")
+    p.add_argument("--no-flow", action="store_true", help="zero the optical-flow channels")
+    p.add_argument("--out", metavar="RUN", default=None, help="run name (folder under the workspace's runs/) or path")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint: CMC R1/R5/R10/R20 and mAP")
+    add_dataset(p)
+    add_workspace(p)
+    p.add_argument("--checkpoint", metavar="FILE", default=None, help="checkpoint (default: the shipped one)")
+    p.add_argument("--split", default="0", help="split index or 'all' (mean over splits)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    """``reidviewer open``: the viewer on a dataset."""
+    from reidviewer.app import launch
+
+    return launch(args)
+
+
+def _progress_bar(label: str):
+    from reidviewer.cli import _stderr_progress
+
+    bar = _stderr_progress(label)
+
+    def report(done: int, total: int, text: str = "") -> None:
+        bar(done, total)
+
+    return report
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``reidviewer train``."""
+    from reidviewer.engine.train import TrainConfig, run_training_cli
+
+    config = TrainConfig.from_cli(args)
+    return run_training_cli(config, args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``reidviewer evaluate``: print a table; ``--json FILE`` writes the numbers."""
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.engine.evaluate import default_checkpoint, evaluate_splits
+    from reidviewer.workspace import Workspace, atomic_write_json
+
+    ws = Workspace(args.workspace)
+    dataset = open_dataset(args.root, args.dataset, args.protocol, ws)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    if args.split == "all":
+        splits = list(range(len(dataset.splits)))
+    else:
+        try:
+            splits = [int(args.split)]
+        except ValueError:
+            raise ValueError(f"--split must be a number or 'all', not {args.split!r}") from None
+    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=_progress_bar("evaluate"))
+    print(format_metrics(summary))
+    if args.json:
+        atomic_write_json(args.json, summary)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def format_metrics(summary: dict) -> str:
+    """R1/R5/R10/R20/mAP as a small table (percentages)."""
+    head = f"{'split':<8}{'R1':>8}{'R5':>8}{'R10':>8}{'R20':>8}{'mAP':>8}"
+    lines = [
+        f"dataset {summary['dataset']} ({summary['protocol']}), checkpoint {summary['checkpoint']}",
+        head,
+    ]
+    for s in summary.get("per_split", []):
+        lines.append(
+            f"{s['split']:<8}{100 * s['rank1']:>8.1f}{100 * s['rank5']:>8.1f}{100 * s['rank10']:>8.1f}"
+            f"{100 * s['rank20']:>8.1f}{100 * s['mAP']:>8.1f}"
+        )
+    if len(summary.get("per_split", [])) > 1:
+        lines.append(
+            f"{'mean':<8}{100 * summary['rank1']:>8.1f}{100 * summary['rank5']:>8.1f}{100 * summary['rank10']:>8.1f}"
+            f"{100 * summary['rank20']:>8.1f}{100 * summary['mAP']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2)

@@ -1,0 +1,150 @@
+"""The generic folder reader: any tracklets laid out as person / camera / tracklet folders.
+
+Layout::
+
+    ROOT/{train,query,gallery}/<person>/<camera>/<tracklet>/<frames .png/.jpg/.jpeg>
+
+``train/`` is optional. Person and camera names are free text: pid is the position of the
+person's name among all person names of the three parts (natural order), so one name in
+query and gallery is one identity; camid likewise among camera names.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reidviewer.data.dataset import Split, VideoDataset
+from reidviewer.data.readers._common import (
+    FramePacker,
+    check_protocol,
+    fingerprint,
+    is_image_name,
+    list_frames,
+    rel_posix,
+    skipped_notice,
+)
+from reidviewer.data.registry import register_reader
+from reidviewer.data.tracklet import Tracklet, natural_key
+from reidviewer.errors import DatasetError
+
+if TYPE_CHECKING:
+    from reidviewer.workspace import Workspace
+
+PARTS = ("train", "query", "gallery")
+LAYOUT = "ROOT/{train,query,gallery}/<person>/<camera>/<tracklet>/<frames .png/.jpg>"
+
+
+def _subdirs_no_frames(folder: Path, level: str) -> list[str]:
+    """Sub-folders of ``folder`` (natural order); frames found at this level are a layout error."""
+    try:
+        with os.scandir(folder) as it:
+            entries = [(e.name, e.is_dir()) for e in it if not e.name.startswith(".")]
+    except OSError as exc:
+        raise DatasetError(folder, f"cannot be listed ({exc.strerror or exc})") from None
+    stray = [n for n, is_dir in entries if not is_dir and is_image_name(n)]
+    if stray:
+        raise DatasetError(
+            folder,
+            f"holds frame files ({stray[0]}) where {level} folders were expected; layout is {LAYOUT}",
+        )
+    return sorted((n for n, is_dir in entries if is_dir), key=natural_key)
+
+
+def _natural_index(names: set[str]) -> dict[str, int]:
+    return {n: i for i, n in enumerate(sorted(names, key=lambda s: (natural_key(s), s)))}
+
+
+def open_folder(root: Path, protocol: str = "standard") -> VideoDataset:
+    """Index a person/camera/tracklet folder tree.
+
+    Raises:
+        DatasetError: naming the folder at fault.
+    """
+    root = Path(root)
+    for part in ("query", "gallery"):
+        if not (root / part).is_dir():
+            raise DatasetError(root / part, f"folder is missing; expected {LAYOUT} (train/ optional)")
+    found: list[tuple[int, str, str, str, list[str]]] = []  # part, person, camera, key, frames
+    empty: list[str] = []
+    parts_present = [p for p in PARTS if (root / p).is_dir()]
+    for part in parts_present:
+        p = PARTS.index(part)
+        for person in _subdirs_no_frames(root / part, "<person>"):
+            for camera in _subdirs_no_frames(root / part / person, "<camera>"):
+                for tracklet in _subdirs_no_frames(root / part / person / camera, "<tracklet>"):
+                    folder = root / part / person / camera / tracklet
+                    key = rel_posix(folder, root)
+                    names = list_frames(folder)
+                    if names:
+                        found.append((p, person, camera, key, names))
+                    else:
+                        empty.append(key)
+    notices: list[str] = []
+    if "train" not in parts_present:
+        notices.append("no train/ folder: the split has no training tracklets")
+    if empty:
+        notices.append(skipped_notice(len(empty), "empty tracklet folder(s) (no .png/.jpg frames)", empty))
+    for p in (1, 2):
+        if not any(f[0] == p for f in found):
+            raise DatasetError(root / PARTS[p], f"holds no tracklet with frames; expected {LAYOUT}")
+
+    pid_of = _natural_index({f[1] for f in found})
+    camid_of = _natural_index({f[2] for f in found})
+    packer = FramePacker()
+    for f in found:
+        packer.add(f[3] + "/", f[4])
+    seqs = packer.build()
+    tracklets = [
+        Tracklet(
+            index=i,
+            pid=pid_of[person],
+            camid=camid_of[camera],
+            frames=seqs[i],
+            root=root,
+            person=person,
+            camera=camera,
+            key=key,
+        )
+        for i, (_, person, camera, key, _) in enumerate(found)
+    ]
+    part_of = np.array([f[0] for f in found], dtype=np.int64)
+    split = Split(
+        name="split 0",
+        train=np.nonzero(part_of == 0)[0].astype(np.int64),
+        query=np.nonzero(part_of == 1)[0].astype(np.int64),
+        gallery=np.nonzero(part_of == 2)[0].astype(np.int64),
+    )
+    return VideoDataset(
+        name="folder",
+        root=root,
+        protocol=protocol,
+        tracklets=tracklets,
+        splits=[split],
+        protocols=FolderReader.protocols,
+        eval_rule="market1501",
+        fingerprint=fingerprint("folder", protocol, ((t.key, len(t.frames)) for t in tracklets)),
+        notices=notices,
+    )
+
+
+@register_reader
+class FolderReader:
+    """Generic ``{train,query,gallery}/<person>/<camera>/<tracklet>/`` folders of frames."""
+
+    name = "folder"
+    protocols = ("standard",)
+    description = LAYOUT + " (train/ optional)"
+    priority = -10
+
+    def detect(self, root: Path) -> bool:
+        """True if ``root`` has ``query/`` and ``gallery/`` sub-folders."""
+        root = Path(root)
+        return (root / "query").is_dir() and (root / "gallery").is_dir()
+
+    def open(self, root: Path, protocol: str, workspace: Workspace | None) -> VideoDataset:
+        """Index the folders; ``workspace`` is unused."""
+        check_protocol(self, protocol)
+        return open_folder(Path(root), protocol)

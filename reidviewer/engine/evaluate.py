@@ -1,0 +1,282 @@
+"""Evaluation: features of query and gallery tracklets, distances, ranks, CMC and mAP.
+
+``compute_results`` is what the app, the CLI and figure export call. It loads the cached
+results file when one exists for the same checkpoint, dataset, split, settings and
+annotation version; otherwise it preprocesses the needed tracklets (cached in the
+workspace), extracts features in batches with the fast inference path, and writes one
+results file. Progress goes through ``progress(done, total, text)``; ``cancel`` (a
+``threading.Event``) stops it between batches.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reidviewer.data.dataset import VideoDataset
+from reidviewer.errors import CheckpointError, ReidViewerError
+
+Progress = Callable[..., None]
+
+#: Where the shipped checkpoint lives (repository root / checkpoints).
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+DEFAULT_CHECKPOINT_NAME = "synthwalk-ran-k3.safetensors"
+
+
+class Cancelled(ReidViewerError):
+    """The user cancelled the computation."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How features are extracted.
+
+    Attributes:
+        max_frames: at most this many frames per tracklet (SPEC: 128 at test).
+        gallery_tail: take the *last* frames of gallery tracklets (RCN's code) instead of the first.
+        tta: RCN's 16-view test-time augmentation (summed distances); default a single centre crop.
+        batch_frames: frames per CNN batch.
+    """
+
+    max_frames: int = 128
+    gallery_tail: bool = False
+    tta: bool = False
+    batch_frames: int = 1024
+
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_checkpoint() -> Path:
+    """The shipped SynthWalk checkpoint (``checkpoints/``), or a clear error if it is missing."""
+    env = os.environ.get("REIDVIEWER_CHECKPOINT")
+    path = Path(env) if env else CHECKPOINT_DIR / DEFAULT_CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(path, "the default checkpoint is missing; pass --checkpoint FILE")
+    return path
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of a file's bytes: a checkpoint's identity."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _noop(*_a, **_k) -> None:
+    return None
+
+
+def pick_device(name: str = "auto"):
+    """``auto``: CUDA, then MPS, then CPU; or a device name torch understands."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+    return dev
+
+
+def extract(
+    dataset: VideoDataset,
+    indices: np.ndarray,
+    model,
+    workspace,
+    settings: EvalSettings = EvalSettings(),
+    tail_indices: set[int] | None = None,
+    device=None,
+    progress: Progress = _noop,
+    cancel: threading.Event | None = None,
+    preprocess_config=None,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Features (N, D) and attention traces {tracklet index: (K+1, T)} for tracklets ``indices``."""
+    import torch
+
+    from reidviewer.data.cache import FrameCache
+    from reidviewer.data.preprocess import PreprocessConfig
+    from reidviewer.model.inference import embed_clips
+
+    indices = np.asarray(indices, dtype=np.int64)
+    cache = FrameCache(workspace, dataset, preprocess_config or PreprocessConfig())
+    total = len(indices)
+
+    def prep_progress(done: int, n: int, *rest) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        progress(done, n, "preprocessing frames (cached for next time)")
+
+    cache.ensure(indices, progress=prep_progress, cancel=cancel)
+    feats: list[np.ndarray] = []
+    attention: dict[int, np.ndarray] = {}
+    tail_indices = tail_indices or set()
+    batch: list[tuple[int, np.ndarray]] = []
+    frames_in_batch = 0
+    done = 0
+
+    def flush() -> None:
+        nonlocal batch, frames_in_batch, done
+        if not batch:
+            return
+        clips = [torch.from_numpy(np.ascontiguousarray(c)) for _, c in batch]
+        f, att = embed_clips(model, clips, device=device)
+        for (idx, _), fi, ai in zip(batch, f, att):
+            feats.append(fi)
+            attention[idx] = ai
+        done += len(batch)
+        progress(done, total, "extracting features")
+        batch, frames_in_batch = [], 0
+
+    for idx in indices:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        n = len(dataset.tracklets[int(idx)])
+        m = min(n, settings.max_frames)
+        sel = slice(n - m, n) if int(idx) in tail_indices else slice(0, m)
+        clip = cache.test_clip(int(idx), sel)
+        batch.append((int(idx), clip))
+        frames_in_batch += m
+        if frames_in_batch >= settings.batch_frames:
+            flush()
+    flush()
+    return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
+
+
+def compute_results(
+    dataset: VideoDataset,
+    split: int,
+    checkpoint: str | Path,
+    workspace,
+    settings: EvalSettings = EvalSettings(),
+    device: str = "auto",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    annotation_version: str | None = None,
+    recompute: bool = False,
+):
+    """The results file of (checkpoint, dataset, split): loaded when fresh, else computed and saved."""
+    from reidviewer.engine.results import Results, build_results, is_stale, results_path
+
+    progress = progress or _noop
+    checkpoint = Path(checkpoint)
+    ck_fp = file_fingerprint(checkpoint)
+    sp = dataset.split(split)
+    key = {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
+    path = results_path(workspace, ck_fp, dataset.fingerprint, split, key)
+    if path.exists() and not recompute:
+        try:
+            cached = Results.load(path)
+        except ReidViewerError:
+            cached = None  # a damaged cache file is recomputed, never shown
+        if cached is not None and not is_stale(cached, ck_fp, dataset.fingerprint, annotation_version):
+            progress(1, 1, "results loaded from the workspace")
+            return cached
+
+    from reidviewer.model.checkpoint import load_checkpoint
+
+    progress(0, 1, "loading the checkpoint")
+    dev = pick_device(device)
+    model, config, meta = load_checkpoint(checkpoint, map_location="cpu")
+    model.to(dev).eval()
+    needed = np.unique(np.concatenate([sp.query, sp.gallery]))
+    tail = set(int(i) for i in sp.gallery) if settings.gallery_tail else set()
+    feats, attention = extract(dataset, needed, model, workspace, settings, tail, dev, progress, cancel)
+    row_of = {int(t): i for i, t in enumerate(needed)}
+    qf = feats[[row_of[int(i)] for i in sp.query]]
+    gf = feats[[row_of[int(i)] for i in sp.gallery]]
+    tr = dataset.tracklets
+    progress(0, 1, "ranking")
+    results = build_results(
+        qf,
+        gf,
+        [tr[i].pid for i in sp.query],
+        [tr[i].pid for i in sp.gallery],
+        [tr[i].camid for i in sp.query],
+        [tr[i].camid for i in sp.gallery],
+        query_indices=sp.query,
+        gallery_indices=sp.gallery,
+        query_keys=[tr[i].key for i in sp.query],
+        gallery_keys=[tr[i].key for i in sp.gallery],
+        attention=attention,
+        eval_rule=dataset.eval_rule,
+        checkpoint_fingerprint=ck_fp,
+        dataset_name=dataset.name,
+        dataset_root=dataset.root,
+        dataset_fingerprint=dataset.fingerprint,
+        protocol=dataset.protocol,
+        split=split,
+        settings={**key, "checkpoint": str(checkpoint), "model": config.to_dict()},
+        annotation_version=annotation_version,
+    )
+    results.save(path)
+    progress(1, 1, "results saved")
+    return results
+
+
+def evaluate_splits(
+    dataset: VideoDataset,
+    splits: list[int],
+    checkpoint: str | Path,
+    workspace,
+    device: str = "auto",
+    progress: Progress | None = None,
+    settings: EvalSettings = EvalSettings(),
+) -> dict[str, Any]:
+    """Metrics of one or several splits and their mean, as ``reidviewer evaluate --json`` writes them."""
+    per = []
+    cmcs = []
+    for s in splits:
+        r = compute_results(dataset, s, checkpoint, workspace, settings, device, progress)
+        m = r.metrics()
+        per.append({"split": s, **{k: m[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
+                    "queries": m["queries"], "valid_queries": m["valid_queries"]})
+        cmcs.append(np.asarray(m["cmc"], dtype=np.float64))
+    n = min(len(c) for c in cmcs)
+    cmc = np.mean([c[:n] for c in cmcs], axis=0)
+    out = {
+        "dataset": dataset.name,
+        "root": str(dataset.root),
+        "protocol": dataset.protocol,
+        "checkpoint": str(checkpoint),
+        "split": splits[0] if len(splits) == 1 else "all",
+        "splits": splits,
+        **{k: float(np.mean([p[k] for p in per])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
+        "cmc": [float(x) for x in cmc],
+        "per_split": per,
+    }
+    return out
+
+
+def occlusion_audit(dataset: VideoDataset, results, threshold: float = 0.3):
+    """AUROC of low attention against SynthWalk's recorded occlusion, per iteration."""
+    from reidviewer.annotations.audit import audit_attention
+
+    if not dataset.occlusion:
+        raise ValueError("this dataset records no occlusion")
+    traces = {}
+    flags = {}
+    for idx in results.attention_tracklets:
+        t = dataset.tracklets[int(idx)]
+        occ = dataset.occlusion.get(t.key)
+        if occ is None:
+            continue
+        att = results.attention(int(idx))
+        traces[t.key] = att
+        flags[t.key] = np.asarray(occ[: att.shape[1]]) > threshold
+    return audit_attention(traces, flags)
