@@ -50,7 +50,9 @@ def _time(fn, repeat: int) -> tuple[float, float, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="timed opens per variant (median reported)")
-    parser.add_argument("--info", type=Path, default=fixtures_datasets.MARS_INFO, help="folder of the real MARS .mat files")
+    parser.add_argument(
+        "--info", type=Path, default=fixtures_datasets.MARS_INFO, help="folder of the real MARS .mat files"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     fixtures_datasets.MARS_INFO = args.info

@@ -48,12 +48,13 @@ def write_frames(folder: Path, names: Sequence[str], values: Sequence[int] | Non
         (folder / name).write_bytes(frame_bytes(value, ".jpg" if ext in (".jpg", ".jpeg") else ".png"))
 
 
-def _length(lengths: int | dict | Callable, *key) -> int:
+def _length(lengths: int | dict | Callable, pid: int, cam: int | str) -> int:
+    """Frames of one sequence: an int, ``f(pid, cam)``, or a dict keyed ``(pid, cam)`` or ``pid`` (default 3)."""
     if isinstance(lengths, int):
         return lengths
     if callable(lengths):
-        return int(lengths(*key))
-    return int(lengths.get(key, lengths.get(key[0], 3)) if isinstance(lengths, dict) else 3)
+        return int(lengths(pid, cam))
+    return int(lengths.get((pid, cam), lengths.get(pid, 3)))
 
 
 # --------------------------------------------------------------------------- iLIDS-VID

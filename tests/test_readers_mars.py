@@ -83,12 +83,27 @@ def test_cache_is_rebuilt_when_info_changes_or_is_corrupt(small, tmp_path):
     cache.write_bytes(b"not a zip")
     assert mars.load_index(small, small / "info", ws)[1] is False  # corrupt → parsed again
     assert mars.load_index(small, small / "info", ws)[1] is True
+    # A readable cache whose tracks point past its names is not trusted either.
+    with np.load(cache) as z:
+        arrays = dict(z)
+    arrays["track_test"] = arrays["track_test"] + 1000
+    with open(cache, "wb") as fh:
+        np.savez(fh, **arrays)
+    index, from_cache = mars.load_index(small, small / "info", ws)
+    assert not from_cache and index.tracks[1][-1, 1] == len(index.names[1])
     # A changed name list (one tracklet renamed) invalidates the cache.
     names = small / "info" / "train_name.txt"
     names.write_bytes(names.read_bytes().replace(b"0001C1T0001", b"0001C1T0009"))
     ds = open_dataset(small, workspace=ws)
     assert ds.tracklets[0].key == "bbox_train/0001/0001C1T0009"
     assert len(list((ws.cache_dir / "index").glob("mars-*.npz"))) == 1  # the stale cache is gone
+
+
+def _first_end_plus_one(a):
+    """Row 1 (pid 1, camera 1) swallows the first frame of row 2 (pid 1, camera 2)."""
+    a = a.copy()
+    a[0, 1] += 1
+    return a
 
 
 def _rewrite(small, var_file, var, fn):
@@ -110,7 +125,7 @@ def test_integer_valued_float_mat_is_accepted(small):
         ("tracks_train_info.mat", "track_train_info", lambda a: a.astype(np.float64) / 2, "whole numbers"),
         ("tracks_test_info.mat", "track_test_info", lambda a: a[:, :3], "N×4"),
         ("tracks_test_info.mat", "track_test_info", lambda a: a + np.array([0, 100, 0, 0]), "not a range"),
-        ("tracks_train_info.mat", "track_train_info", lambda a: a + ([0, 1, 0, 0] * (np.arange(len(a)) == 0)[:, None]), "row 1: train_name.txt line 4"),
+        ("tracks_train_info.mat", "track_train_info", _first_end_plus_one, "row 1: train_name.txt line 4"),
         ("query_IDX.mat", "query_IDX", lambda a: a * 100, "outside"),
         ("query_IDX.mat", "query_IDX", lambda a: np.array([[4, 4]]), "twice"),
     ],

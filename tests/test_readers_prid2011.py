@@ -19,8 +19,8 @@ LENGTHS = {
     (4, "a"): 28, (4, "b"): 26,  # cam_b one short → out
     (5, "a"): 26, (5, "b"): 26,  # out
     (6, "a"): 28, (6, "b"): 28,  # in
-    (7, "a"): 5, (7, "b"): 90,  # out
-    (8, "a"): 27, (8, "b"): 100,  # in
+    (7, "a"): 5, (7, "b"): 40,  # out
+    (8, "a"): 27, (8, "b"): 45,  # in
 }
 WANG = [1, 3, 6, 8]
 
@@ -31,7 +31,8 @@ def _lengths(pid, cam):
 
 @pytest.fixture
 def prid(tmp_path):
-    return make_prid(tmp_path / "prid2011", cam_a=range(1, 9), cam_b=[*range(1, 9), 201, 202, 203, 204], lengths=_lengths)
+    cam_b = [*range(1, 9), 201, 202, 203, 204]
+    return make_prid(tmp_path / "prid2011", cam_a=range(1, 9), cam_b=cam_b, lengths=_lengths)
 
 
 def test_ran_protocol_is_default(prid):
@@ -143,7 +144,8 @@ def test_random_splits_are_seeded(prid):
 
 
 def test_cli_info_json_wang(prid, capsys):
-    assert main(["info", "--root", str(prid), "--protocol", "wang", "--json", "--workspace", str(prid.parent / "ws")]) == 0
+    ws = str(prid.parent / "ws")
+    assert main(["info", "--root", str(prid), "--protocol", "wang", "--json", "--workspace", ws]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dataset"] == "prid2011" and out["protocol"] == "wang"
     assert out["identities"] == 4 and out["tracklets"] == 8 and out["cameras"] == 2

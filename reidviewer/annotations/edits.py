@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,11 +89,11 @@ class Edit:
     def params(self) -> dict[str, Any]:
         """The edit's fields as JSON-ready values (tuples become lists)."""
         out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            v = getattr(self, name)
+        for f in fields(self):
+            v = getattr(self, f.name)
             if isinstance(v, tuple):
                 v = [list(x) if isinstance(x, tuple) else x for x in v]
-            out[name] = v
+            out[f.name] = v
         return out
 
     @classmethod

@@ -207,8 +207,8 @@ def _rng_from_json(state: dict) -> np.random.Generator:
     return np.random.Generator(bg)
 
 
-def save_state(run_dir: Path, model, optimizer, cfg: TrainConfig, position: dict, rng: np.random.Generator,
-               model_config, meta: dict) -> Path:
+def save_state(run_dir: Path, model, optimizer, cfg: TrainConfig, position: dict,
+               rngs: dict[str, np.random.Generator], model_config, meta: dict) -> Path:
     """Write ``last.safetensors`` (+json) and ``state.safetensors`` (+json), atomically."""
     import torch
     from safetensors.torch import save_file
@@ -230,13 +230,14 @@ def save_state(run_dir: Path, model, optimizer, cfg: TrainConfig, position: dict
             if buf is not None:
                 tensors[f"momentum/{names[id(p)]}"] = buf.detach().cpu().contiguous()
     atomic_write_with(run_dir / "state.safetensors", lambda tmp: save_file(tensors, str(tmp)))
-    atomic_write_json(run_dir / "state.json", {"position": position, "numpy_rng": _rng_state_json(rng),
+    atomic_write_json(run_dir / "state.json", {"position": position,
+                                               "rngs": {k: _rng_state_json(r) for k, r in rngs.items()},
                                                "config": cfg.to_dict()})
     return ckpt
 
 
-def load_state(run_dir: Path, model, optimizer) -> tuple[dict, np.random.Generator]:
-    """Restore what ``save_state`` wrote; returns (position, numpy generator)."""
+def load_state(run_dir: Path, model, optimizer) -> tuple[dict, dict[str, np.random.Generator]]:
+    """Restore what ``save_state`` wrote; returns (position, numpy generators by name)."""
     import torch
     from safetensors.torch import load_file
 
@@ -258,7 +259,7 @@ def load_state(run_dir: Path, model, optimizer) -> tuple[dict, np.random.Generat
         if key.startswith("momentum/"):
             p = params[key[len("momentum/"):]]
             optimizer.state[p]["momentum_buffer"] = value.to(p.device)
-    return meta["position"], _rng_from_json(meta["numpy_rng"])
+    return meta["position"], {k: _rng_from_json(v) for k, v in meta["rngs"].items()}
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -353,9 +354,13 @@ def train(
     clips = ClipSource(cache, dataset, config.seq_len, config.use_flow)
 
     rng = np.random.default_rng([config.seed, 0])
+    # Each rank draws its own crops and clips; all ranks share the epoch's pair list.
+    clip_rng = np.random.default_rng([config.seed, 1, rank])
     position = {"epoch": 0, "step": 0, "global_step": 0, "order": None, "val_rank1": None}
     if resume:
-        position, rng = load_state(run_dir, model, optimizer)
+        position, rngs = load_state(run_dir, model, optimizer)
+        rng = rngs["pairs"]
+        clip_rng = rngs.get(f"clips{rank}", clip_rng)
     elif rank == 0:
         atomic_write_json(run_dir / "config.json", config.to_dict())
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -365,8 +370,6 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    # Each rank draws its own crops and clips; all ranks share the epoch's pair list.
-    clip_rng = np.random.default_rng([config.seed, 1, rank, position["global_step"]])
 
     pairs_per_epoch = sampler.pairs_per_epoch
     per_step = config.pairs_per_step * world
@@ -405,7 +408,8 @@ def train(
         path = run_dir / "last.safetensors"
         if rank == 0:
             try:
-                path = save_state(run_dir, model, optimizer, config, position, rng, model_cfg, meta)
+                path = save_state(run_dir, model, optimizer, config, position,
+                                  {"pairs": rng, f"clips{rank}": clip_rng}, model_cfg, meta)
                 if tag:
                     from reidviewer.model.checkpoint import save_checkpoint
 

@@ -202,14 +202,13 @@ class MarsIndex:
     """
 
     __slots__ = ("names", "tracks", "query", "content")
+    _FIELDS = ("train_names", "test_names", "track_train", "track_test", "query")
 
     def __init__(self, names: tuple, tracks: tuple, query: np.ndarray, content: str) -> None:
         self.names = names
         self.tracks = tracks
         self.query = query
         self.content = content
-
-    _FIELDS = ("train_names", "test_names", "track_train", "track_test", "query")
 
     def save(self, path: Path) -> None:
         """Write the index atomically as an uncompressed ``.npz`` (no pickles)."""
@@ -228,13 +227,21 @@ class MarsIndex:
 
     @classmethod
     def load(cls, path: Path) -> MarsIndex | None:
-        """Read a cached index; None if it is missing, corrupt or incomplete."""
+        """Read a cached index; None if it is missing, corrupt or inconsistent (then it is rebuilt)."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in (*cls._FIELDS, "content")}
         except Exception:  # any unreadable cache is simply rebuilt
             return None
-        if arrays["track_train"].ndim != 2 or arrays["track_test"].ndim != 2:
+        # Cheap sanity checks, so a damaged cache can never index outside the name lists.
+        for names, tracks in (("train_names", "track_train"), ("test_names", "track_test")):
+            n, t = arrays[names], arrays[tracks]
+            if n.dtype.kind != "S" or n.ndim != 1 or t.dtype.kind != "i" or t.ndim != 2 or t.shape[1] != 4:
+                return None
+            if len(t) and (t[:, 0].min() < 1 or t[:, 1].max() > len(n) or (t[:, 1] < t[:, 0]).any()):
+                return None
+        q = arrays["query"]
+        if q.ndim != 1 or q.dtype.kind != "i" or (len(q) and (q.min() < 0 or q.max() >= len(arrays["track_test"]))):
             return None
         return cls(
             (arrays["train_names"], arrays["test_names"]),
@@ -280,9 +287,13 @@ def load_index(root: Path, info: Path, workspace: Workspace | None) -> tuple[Mar
             raise DatasetError(f, f"file is missing; expected {MarsReader.description}")
     if workspace is None:
         return parse_info(info), False
+    # The key is taken before parsing: if the files change meanwhile, the next key differs.
     key = _stat_key(files, [info / f for f in (*TRACK_FILES, QUERY_FILE)])
     where = hashlib.sha1(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    path = workspace.cache_dir / "index" / f"mars-{where}-{key[:16]}.npz"
+    try:
+        path = workspace.cache_dir / "index" / f"mars-{where}-{key[:16]}.npz"
+    except OSError:  # an unwritable workspace: work without the cache
+        return parse_info(info), False
     cached = MarsIndex.load(path) if path.is_file() else None
     if cached is not None:
         return cached, True
@@ -316,7 +327,8 @@ def _tracklets(index: MarsIndex, root: Path) -> list[Tracklet]:
         if len(cuts) and (cuts == cuts[0]).all() and cuts[0] > 0:
             stems = firsts.astype(f"S{int(cuts[0])}").astype("U").tolist()  # every MARS name: F at 11
         else:
-            stems = [f[:c] if c > 0 else f.rsplit(".", 1)[0] for f, c in zip(firsts.astype("U").tolist(), cuts.tolist())]
+            decoded = firsts.astype("U").tolist()
+            stems = [f[:c] if c > 0 else f.rsplit(".", 1)[0] for f, c in zip(decoded, cuts.tolist())]
         keys = [prefixes[p] + s for p, s in zip(persons, stems)]
         if len(set(keys)) != len(keys):  # two rows with one tracklet number: keep keys unique
             seen: set[str] = set()

@@ -1,0 +1,270 @@
+"""The preprocessed-frames cache: each tracklet preprocessed once, then memory-mapped.
+
+Layout: ``<workspace>/cache/frames/<dataset fingerprint>-<config key>/`` holds one ``.npy`` file
+per tracklet (uint8 (T, 5, 64, 48), the stored form of ``reidviewer.data.preprocess``), named
+by a hash of the tracklet's stable key and spread over 256 sub-folders, plus ``config.json``
+saying what the folder holds.
+
+* **Lazy**: only the tracklets asked for are preprocessed (evaluating one MARS split does not
+  touch the training tracklets); ``get`` of a missing tracklet fills it on the spot.
+* **Atomic**: a tracklet's file is written to a temporary name, fsync'ed and renamed, so it
+  becomes visible only when complete. An interrupted fill leaves the finished tracklets valid
+  and nothing half-written; readers (other processes included) never see partial data, and two
+  writers of the same tracklet just replace identical content.
+* **Parallel**: ``ensure`` spreads tracklets over a process pool (decoding PNGs dominates and
+  holds the GIL in parts, so threads would not use both cores). Workers write their files
+  themselves; only small status tuples come back. A frame that cannot be decoded comes back as
+  (path, problem) and is raised here as a ``FrameError`` naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reidviewer.data.dataset import VideoDataset
+from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
+from reidviewer.errors import DatasetError, FrameError
+from reidviewer.workspace import Workspace, atomic_open, atomic_write_json
+
+#: Below this many missing frames ``ensure`` works in-process: starting a pool costs ~0.3 s.
+INLINE_FRAMES = 256
+
+ProgressFn = Callable[[int, int], Any]
+CancelFn = Callable[[], bool]
+
+
+def _cancelled(cancel: Any) -> bool:
+    """``cancel`` may be a callable returning bool or an object with ``is_set()`` (an Event)."""
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def _write_stored(path: Path, stored: np.ndarray) -> None:
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, stored, allow_pickle=False)
+
+
+def _fill_job(root: str, frames: Sequence[str], out_path: str, config: dict) -> tuple:
+    """Process-pool job: preprocess one tracklet and write its file.
+
+    Returns ``("ok", num_frames, notices)`` or ``("error", kind, path, problem)``: our errors
+    travel as plain strings (``DatasetError`` has a two-argument constructor that pickle
+    cannot rebuild) and are re-raised in the parent.
+    """
+    try:
+        cfg = PreprocessConfig.from_dict(config)
+        notices: list[str] = []
+        paths = [os.path.join(root, f) for f in frames]
+        stored = preprocess_tracklet(paths, cfg, notices=notices)
+        _write_stored(Path(out_path), stored)
+        return ("ok", len(frames), notices)
+    except FrameError as exc:
+        return ("error", "frame", str(exc.path), exc.problem)
+    except DatasetError as exc:
+        return ("error", "dataset", str(exc.path), exc.problem)
+
+
+class FrameCache:
+    """Preprocessed frames of one dataset under one preprocessing config.
+
+    Args:
+        workspace: the workspace (its ``cache_dir`` holds the files).
+        dataset: the opened dataset; tracklets are addressed by their index in it.
+        config: preprocessing options; only those that change the stored form pick the folder.
+
+    Attributes:
+        dir: the cache folder of this (dataset, config).
+        notices: harmless conditions met while filling (one-frame tracklets, resized frames).
+    """
+
+    def __init__(self, workspace: Workspace, dataset: VideoDataset, config: PreprocessConfig | None = None) -> None:
+        self.workspace = workspace
+        self.dataset = dataset
+        self.config = config or PreprocessConfig()
+        fingerprint = dataset.fingerprint or hashlib.sha1(
+            f"{dataset.name}:{Path(dataset.root).resolve()}".encode()).hexdigest()[:16]
+        self.dir = workspace.cache_dir / "frames" / f"{fingerprint}-{self.config.key()}"
+        self.notices: list[str] = []
+        self._described = False
+
+    def __repr__(self) -> str:
+        return f"FrameCache({str(self.dir)!r})"
+
+    # -- where things are ---------------------------------------------------------------------
+
+    def path(self, index: int) -> Path:
+        """The file holding tracklet ``index`` (whether or not it exists yet)."""
+        digest = hashlib.sha1(self.dataset.tracklets[index].key.encode("utf-8")).hexdigest()
+        return self.dir / digest[:2] / f"{digest[2:20]}.npy"
+
+    def _expected_shape(self, index: int) -> tuple[int, int, int, int]:
+        return (len(self.dataset.tracklets[index]), NUM_CHANNELS, self.config.height, self.config.width)
+
+    def is_cached(self, index: int) -> bool:
+        """True if tracklet ``index`` has a complete file of the expected shape and type."""
+        try:
+            with open(self.path(index), "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                complete = os.fstat(fh.fileno()).st_size == fh.tell() + int(np.prod(shape)) * dtype.itemsize
+        except (OSError, ValueError):
+            return False
+        return complete and tuple(shape) == self._expected_shape(index) and not fortran and dtype == np.uint8
+
+    def _describe(self) -> None:
+        """Write ``config.json`` once, so a person can tell what a cache folder holds."""
+        if self._described:
+            return
+        target = self.dir / "config.json"
+        if not target.exists():
+            atomic_write_json(target, {
+                "dataset": self.dataset.name,
+                "root": str(self.dataset.root),
+                "fingerprint": self.dataset.fingerprint,
+                "preprocess": self.config.to_dict(),
+                "stored": "uint8 (T, 5, H, W): R, G, B, flow v + 127, flow u + 127",
+            })
+        self._described = True
+
+    # -- filling -------------------------------------------------------------------------------
+
+    def _fill_inline(self, index: int) -> None:
+        t = self.dataset.tracklets[index]
+        stored = preprocess_tracklet(t.frame_paths(), self.config, notices=self.notices)
+        self._describe()
+        _write_stored(self.path(index), stored)
+
+    def ensure(
+        self,
+        tracklet_indices: Iterable[int],
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | Any = None,
+        workers: int = 2,
+    ) -> int:
+        """Preprocess the tracklets among ``tracklet_indices`` that are not cached yet.
+
+        Args:
+            tracklet_indices: dataset tracklet indices (duplicates are fine).
+            progress: called as ``progress(done_frames, total_frames)`` over the missing frames
+                (once at the start with 0, then after each tracklet).
+            cancel: a callable returning True, or an object with ``is_set()``, to stop early;
+                tracklets already being processed finish (and are valid), the rest are skipped.
+            workers: processes to use (default 2: both cores). 1 works in this process.
+
+        Returns:
+            The number of tracklets preprocessed by this call (fewer if cancelled).
+
+        Raises:
+            FrameError: a frame cannot be decoded (or has an unusable size), naming the file.
+                Tracklets finished before it stay cached.
+        """
+        wanted = sorted({int(i) for i in tracklet_indices})
+        n = len(self.dataset.tracklets)
+        for i in wanted:
+            if not 0 <= i < n:
+                raise IndexError(f"tracklet index {i} out of range (the dataset has {n} tracklets)")
+        missing = [i for i in wanted if not self.is_cached(i)]
+        if not missing:
+            return 0
+        lengths = {i: len(self.dataset.tracklets[i]) for i in missing}
+        total = sum(lengths.values())
+        done = 0
+        if progress:
+            progress(0, total)
+        self._describe()
+
+        if workers <= 1 or len(missing) == 1 or total < INLINE_FRAMES:
+            count = 0
+            for i in missing:
+                if _cancelled(cancel):
+                    break
+                self._fill_inline(i)
+                count += 1
+                done += lengths[i]
+                if progress:
+                    progress(done, total)
+            return count
+        return self._ensure_pool(missing, lengths, total, progress, cancel, workers)
+
+    def _ensure_pool(self, missing: list[int], lengths: dict[int, int], total: int,
+                     progress: ProgressFn | None, cancel: Any, workers: int) -> int:
+        config = self.config.to_dict()
+        # forkserver: children start from a clean process, not a copy of one that may hold Qt
+        # or torch's thread pools (fork would inherit them and can deadlock).
+        ctx = multiprocessing.get_context("forkserver")
+        count = 0
+        done = 0
+        error: tuple | None = None
+        pending: dict[Future, int] = {}
+        todo = iter(missing)
+        window = 4 * workers  # bounded, so cancel and errors take effect quickly
+        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
+            def submit_more() -> None:
+                while len(pending) < window and error is None and not _cancelled(cancel):
+                    i = next(todo, None)
+                    if i is None:
+                        return
+                    t = self.dataset.tracklets[i]
+                    fut = pool.submit(_fill_job, str(t.root), list(t.frames), str(self.path(i)), config)
+                    pending[fut] = i
+
+            submit_more()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i = pending.pop(fut)
+                    result = fut.result()
+                    if result[0] == "ok":
+                        count += 1
+                        done += result[1]
+                        self.notices.extend(result[2])
+                        if progress:
+                            progress(done, total)
+                    elif error is None:
+                        error = result
+                if error is None:
+                    submit_more()
+        if error is not None:
+            _, kind, path, problem = error
+            if kind == "frame":
+                raise FrameError(path, problem)
+            raise DatasetError(path, problem)
+        return count
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, tracklet_index: int) -> np.ndarray:
+        """The stored frames of a tracklet, uint8 (T, 5, H, W), memory-mapped read-only.
+
+        A tracklet not cached yet is preprocessed first, in this process.
+        """
+        if not self.is_cached(tracklet_index):
+            self._fill_inline(tracklet_index)
+        return np.load(self.path(tracklet_index), mmap_mode="r", allow_pickle=False)
+
+    def network_input(self, tracklet_index: int, frames: slice | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Network input of (some frames of) a tracklet: float32 (T', 5, H, W).
+
+        Args:
+            tracklet_index: the tracklet.
+            frames: a slice or frame indices (e.g. from ``transforms.sample_train_clip``);
+                None for every frame. Only those frames are read from disk.
+        """
+        stored = self.get(tracklet_index)
+        if frames is not None:
+            stored = stored[frames] if isinstance(frames, slice) else stored[np.asarray(frames, dtype=np.int64)]
+        return to_network_input(np.asarray(stored), self.config)
+
