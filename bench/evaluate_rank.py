@@ -4,7 +4,7 @@ Real MARS split metadata (torchreid setting: query = ``query_IDX`` rows of track
 gallery = the other test rows with pid != -1), random seeded features with identity
 structure, Euclidean float32 distances. Compared in the same run with two baselines:
 
-- ``torchreid``: torchreid's pure-Python ``eval_market1501``, verbatim (full ``argsort``,
+- ``torchreid`` (``--verbatim``): torchreid's pure-Python ``eval_market1501``, verbatim (full ``argsort``,
   full ``matches`` matrix, a Python list comprehension per query for AP). torchreid's
   default is a Cython build of the same algorithm when it is compiled.
 - ``torchreid-numpy``: the same algorithm with the per-query AP vectorised in numpy, i.e.
@@ -14,7 +14,7 @@ Time: best of ``--repeat`` runs (``time.perf_counter``). Memory: peak of numpy/P
 allocations during one call above what existed before (``tracemalloc``, which numpy reports
 its array buffers to), in MB. Targets: < 0.5 s and < 300 MB extra.
 
-Usage: ``python bench/evaluate_rank.py [--repeat 3] [--skip-verbatim] [--json]``
+Usage: ``python bench/evaluate_rank.py [--repeat 3] [--verbatim] [--json]``
 """
 from __future__ import annotations
 
@@ -128,17 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--info", type=Path, default=MARS_INFO, help="folder with the MARS info/*.mat files")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per implementation (best is kept)")
-    ap.add_argument("--skip-verbatim", action="store_true", help="skip torchreid's slow pure-Python loop")
+    ap.add_argument(
+        "--verbatim", action="store_true", help="also run torchreid's pure-Python loop (about 2 minutes)"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
     inputs = mars_inputs(args.info)
     ours = measure(evaluate_rank, inputs, args.repeat)
     base_np = measure(eval_market1501_numpy, inputs, args.repeat)
-    base_tr = None if args.skip_verbatim else measure(eval_market1501_torchreid, inputs, 1)
+    base_tr = None if not args.verbatim else measure(eval_market1501_torchreid, inputs, 1)
 
     def agree(b: dict) -> bool:
-        return bool(np.array_equal(b["cmc"], ours["cmc"]) and abs(b["mAP"] - ours["mAP"]) < 1e-9)
+        # Within 1e-6, not bit-equal: float32 distances of 9,330 items tie in every row, and
+        # torchreid's unstable argsort orders ties arbitrarily (ours: by gallery column).
+        return bool(np.abs(b["cmc"] - ours["cmc"]).max() < 1e-6 and abs(b["mAP"] - ours["mAP"]) < 1e-6)
 
     report = {
         "shape": list(inputs[0].shape),
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": base_np["seconds"] / ours["seconds"],
             "memory_ratio": base_np["peak_mb"] / max(ours["peak_mb"], 1e-9),
             "agrees": agree(base_np),
+            "mAP_difference": base_np["mAP"] - ours["mAP"],
         },
         "rank1": float(ours["cmc"][0]),
         "mAP": ours["mAP"],
@@ -162,18 +167,19 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": base_tr["seconds"] / ours["seconds"],
             "memory_ratio": base_tr["peak_mb"] / max(ours["peak_mb"], 1e-9),
             "agrees": agree(base_tr),
+            "mAP_difference": base_tr["mAP"] - ours["mAP"],
         }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     q, g = report["shape"]
     print(f"evaluate_rank at MARS scale: {q} queries x {g} gallery (rank-1 {report['rank1']:.3f}, mAP {report['mAP']:.3f})")
-    print(f"{'implementation':<18}{'time (s)':>10}{'peak MB':>10}{'x slower':>10}{'x memory':>10}  same result")
+    print(f"{'implementation':<18}{'time (s)':>10}{'peak MB':>10}{'x slower':>10}{'x memory':>10}  same result (mAP diff)")
     print(f"{'reidviewer':<18}{ours['seconds']:>10.3f}{ours['peak_mb']:>10.1f}{1:>10.1f}{1:>10.1f}")
     for name, key in (("torchreid-numpy", "baseline_numpy"), ("torchreid", "baseline_torchreid")):
         if key in report:
             b = report[key]
-            print(f"{name:<18}{b['seconds']:>10.3f}{b['peak_mb']:>10.1f}{b['speedup']:>10.1f}{b['memory_ratio']:>10.1f}  {b['agrees']}")
+            print(f"{name:<18}{b['seconds']:>10.3f}{b['peak_mb']:>10.1f}{b['speedup']:>10.1f}{b['memory_ratio']:>10.1f}  {b['agrees']} ({b['mAP_difference']:+.1e})")
     print(f"targets: < {TARGET_S} s and < {TARGET_MB:.0f} MB extra -> {'met' if report['meets_targets'] else 'NOT met'}")
     return 0
 

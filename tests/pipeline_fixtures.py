@@ -38,7 +38,7 @@ def moving_rgb(num: int, dx: float = 1.0, dy: float = 0.0, height: int = 128, wi
     gray = moving_gray(num, dx, dy, height, width, seed)
     out = []
     for g in gray:
-        rgb = np.stack([g, 0.6 * g + 60, 255 - 0.8 * g], axis=-1)
+        rgb = np.stack([g, 0.9 * g + 20, 0.5 * g + 100], axis=-1)
         out.append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
     return out
 

@@ -750,7 +750,11 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet
     bg_speed = walk * float(rng.uniform(0.45, 0.7)) / s  # background is farther: slower
     span = int(math.ceil(bg_speed * (n - 1))) + 2
     bg = _background(rng, style, h, w + span)
-    events = _plan_occluders(rng, n, walk * facing, Wc, Hc) if rng.random() < config.occluded_fraction else []
+    # Occluders draw from their own generator, so a tracklet renders the same pixels with and
+    # without them wherever they are not (and occluded_fraction changes nothing else).
+    rng_occ = np.random.default_rng([config.seed, pid, cam, 1])
+    occluded = rng_occ.random() < config.occluded_fraction
+    events = _plan_occluders(rng_occ, n, walk * facing, Wc, Hc) if occluded else []
     for ev in events:  # static objects move against the walking direction
         if ev["kind"] != "passer-by":
             ev["vel"] = -abs(ev["vel"]) * facing

@@ -111,7 +111,8 @@ def extract(
 
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.preprocess import PreprocessConfig
-    from reidviewer.model.inference import embed_clips
+    from reidviewer.data.transforms import sample_test_clip, test_transform
+    from reidviewer.model.inference import extract_features
 
     indices = np.asarray(indices, dtype=np.int64)
     cache = FrameCache(workspace, dataset, preprocess_config or PreprocessConfig())
@@ -135,10 +136,10 @@ def extract(
         if not batch:
             return
         clips = [torch.from_numpy(np.ascontiguousarray(c)) for _, c in batch]
-        f, att = embed_clips(model, clips, device=device)
-        for (idx, _), fi, ai in zip(batch, f, att):
+        out = extract_features(model, clips)
+        for (idx, _), fi, ai in zip(batch, out.features.numpy(), out.attention):
             feats.append(fi)
-            attention[idx] = ai
+            attention[idx] = ai.numpy()
         done += len(batch)
         progress(done, total, "extracting features")
         batch, frames_in_batch = [], 0
@@ -147,11 +148,10 @@ def extract(
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         n = len(dataset.tracklets[int(idx)])
-        m = min(n, settings.max_frames)
-        sel = slice(n - m, n) if int(idx) in tail_indices else slice(0, m)
-        clip = cache.test_clip(int(idx), sel)
+        sel = sample_test_clip(n, settings.max_frames, int(idx) in tail_indices)
+        clip = test_transform(cache.network_input(int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
         batch.append((int(idx), clip))
-        frames_in_batch += m
+        frames_in_batch += len(sel)
         if frames_in_batch >= settings.batch_frames:
             flush()
     flush()

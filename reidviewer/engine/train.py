@@ -172,9 +172,12 @@ class ClipSource:
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """(T, 5, 56, 40) float32, T = min(seq_len, length)."""
-        from reidviewer.data.transforms import train_clip
+        from reidviewer.data.transforms import sample_train_clip, train_transform
 
-        out = train_clip(self.cache, index, self.seq_len, rng)
+        frames = sample_train_clip(len(self.dataset.tracklets[index]), rng, self.seq_len)
+        seq = self.cache.network_input(index, slice(int(frames[0]), int(frames[-1]) + 1))
+        out, _ = train_transform(seq, rng)
+        out = np.ascontiguousarray(out, dtype=np.float32)
         if not self.use_flow:
             out[:, 3:5] = 0.0
         return out
@@ -241,13 +244,12 @@ def load_state(run_dir: Path, model, optimizer) -> tuple[dict, dict[str, np.rand
     import torch
     from safetensors.torch import load_file
 
-    from reidviewer.model.checkpoint import load_weights_into
-
     state_json = run_dir / "state.json"
     if not state_json.is_file():
         raise TrainingError(f"{run_dir}: nothing to resume (no state.json in the run folder)")
     meta = json.loads(state_json.read_text())
-    load_weights_into(model, run_dir / "last.safetensors")
+    weights = load_file(str(run_dir / "last.safetensors"))
+    model.load_state_dict(weights, strict=True)
     tensors = load_file(str(run_dir / "state.safetensors"))
     torch.set_rng_state(tensors["torch_rng"])
     if torch.cuda.is_available():
@@ -308,8 +310,8 @@ def train(
     from reidviewer.engine.evaluate import pick_device
     from reidviewer.engine.sampler import PairSampler
     from reidviewer.model.config import ModelConfig
-    from reidviewer.model.heads import build_model
-    from reidviewer.model.losses import siamese_loss
+    from reidviewer.model.losses import pair_loss
+    from reidviewer.model.network import build_model
     from reidviewer.workspace import atomic_write_json
 
     progress = progress or (lambda p: None)
@@ -476,8 +478,9 @@ def train(
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     out = train_model(x, mask)
                     fa, fb = out.feature[:n].float(), out.feature[n:].float()
-                    terms = siamese_loss(model, fa, fb, la, lb, same)
-                loss = terms["total"]
+                    lt = pair_loss(model, fa, fb, la, lb, same=same.bool())
+                terms = {"total": lt.total, "hinge": lt.hinge, "id1": lt.id1, "id2": lt.id2, "sim": lt.sim}
+                loss = lt.total
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {s + 1}: training diverged. "
@@ -530,8 +533,9 @@ def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainCo
     on 16-frame clips during training)."""
     import torch
 
+    from reidviewer.data.transforms import test_transform
     from reidviewer.engine.metrics import evaluate_rank
-    from reidviewer.model.inference import embed_clips
+    from reidviewer.model.inference import extract_features
 
     was_training = model.training
     model.eval()
@@ -541,12 +545,12 @@ def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainCo
         clips = []
         for i in idx:
             n = len(dataset.tracklets[int(i)])
-            clip = cache.test_clip(int(i), slice(0, min(n, config.eval_frames)))
+            clip = np.array(test_transform(cache.network_input(int(i), slice(0, min(n, config.eval_frames)))),
+                            dtype=np.float32)
             if not config.use_flow:
-                clip = clip.copy()
                 clip[:, 3:5] = 0
-            clips.append(torch.from_numpy(np.ascontiguousarray(clip)))
-        f, _ = embed_clips(model, clips, device=device)
+            clips.append(torch.from_numpy(clip))
+        f = extract_features(model, clips).features.numpy()
         for i, fi in zip(idx, f):
             feats[int(i)] = fi
     model.train(was_training)

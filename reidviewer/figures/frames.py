@@ -1,0 +1,99 @@
+"""Frames for figures: evenly sampled, resized to one size, a grey placeholder for a bad file.
+
+A figure never fails because one frame is missing or corrupt: the frame becomes a grey
+placeholder and the builder writes a small note on it ("missing frame"), so the reader of the
+figure sees that something is absent instead of a silently wrong picture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from reidviewer.data.frames import read_frame
+from reidviewer.data.tracklet import Tracklet
+from reidviewer.errors import FrameError
+
+#: Thumbnail height in pixels: frames are resized to this (re-ID crops are 128 to 256 px high;
+#: at 300 dpi a single-column thumbnail is about 150 px high).
+THUMB_HEIGHT = 160
+PLACEHOLDER_GREY = 200
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One frame ready to draw: ``image`` (RGB uint8) and ``note`` (None, or why it is a placeholder)."""
+
+    image: np.ndarray
+    note: str | None = None
+
+
+def sample_frames(length: int, n: int) -> list[int]:
+    """``n`` frame indices spread evenly over ``length`` frames (each the centre of its share).
+
+    With ``n >= length`` every frame is returned. Centring keeps a thumbnail above the part of
+    an attention row it stands for.
+    """
+    if length <= 0:
+        return []
+    if n >= length:
+        return list(range(length))
+    return [min(length - 1, int((j + 0.5) * length / n)) for j in range(n)]
+
+
+class FrameSource:
+    """Reads and resizes frames for one figure, remembering each (figures reuse tracklets).
+
+    Args:
+        aspect: height / width of the thumbnails; ``None``: that of the first frame read
+            (2.0 if none can be read).
+    """
+
+    def __init__(self, aspect: float | None = None) -> None:
+        self._aspect = aspect
+        self._cache: dict[tuple[str, int], Thumb] = {}
+
+    def aspect_of(self, tracklets: list[Tracklet]) -> float:
+        """The thumbnails' height / width, fixed at the first readable frame of ``tracklets``."""
+        if self._aspect is None:
+            for t in tracklets:
+                if len(t) == 0:
+                    continue
+                try:
+                    img = read_frame(t.frame_path(0))
+                except FrameError:
+                    continue
+                self._aspect = float(np.clip(img.shape[0] / max(1, img.shape[1]), 0.5, 4.0))
+                break
+            else:
+                self._aspect = 2.0
+        return self._aspect
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels of every thumbnail."""
+        aspect = self._aspect or 2.0
+        return THUMB_HEIGHT, max(8, int(round(THUMB_HEIGHT / aspect)))
+
+    def thumb(self, tracklet: Tracklet, i: int) -> Thumb:
+        """Frame ``i`` of ``tracklet``, resized; a grey placeholder with a note when unreadable."""
+        key = (tracklet.key or str(tracklet.index), int(i))
+        if key in self._cache:
+            return self._cache[key]
+        h, w = self.size
+        try:
+            if not 0 <= i < len(tracklet):
+                raise FrameError(tracklet.key, f"no frame {i}")
+            img = read_frame(tracklet.frame_path(i))
+            interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+            thumb = Thumb(cv2.resize(img, (w, h), interpolation=interp))
+        except FrameError as exc:
+            note = "missing frame" if "not found" in str(exc) else "bad frame"
+            thumb = Thumb(np.full((h, w, 3), PLACEHOLDER_GREY, dtype=np.uint8), note)
+        self._cache[key] = thumb
+        return thumb
+
+    def strip(self, tracklet: Tracklet, n: int) -> list[Thumb]:
+        """``n`` evenly spread frames of ``tracklet`` (fewer when it is shorter)."""
+        return [self.thumb(tracklet, i) for i in sample_frames(len(tracklet), n)]

@@ -1,0 +1,159 @@
+"""The workspace frame cache: lazy, atomic, memory-mapped, parallel, with named frame errors."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+import reidviewer.data.cache as cache_mod
+from reidviewer.data.cache import FrameCache
+from reidviewer.data.preprocess import PreprocessConfig, preprocess_tracklet, to_network_input
+from reidviewer.errors import FrameError
+from reidviewer.workspace import Workspace
+from pipeline_fixtures import make_dataset, moving_rgb
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    specs = [
+        ("cam1/person001", moving_rgb(6, 1.0, 0.0, seed=1)),
+        ("cam2/person001", moving_rgb(5, -1.0, 0.5, seed=2)),
+        ("cam1/person002", moving_rgb(7, 0.0, 1.0, seed=3)),
+        ("cam2/person002", moving_rgb(1, seed=4)),  # one frame: no flow partner
+    ]
+    return make_dataset(tmp_path / "data", specs)
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    return Workspace(tmp_path / "ws")
+
+
+def _direct(ds, i, config=None):
+    return preprocess_tracklet(ds.tracklets[i].frame_paths(), config or PreprocessConfig(), notices=[])
+
+
+def _files(cache):
+    return sorted(p for p in cache.dir.rglob("*") if p.is_file() and p.name != "config.json")
+
+
+def test_folder_is_named_by_dataset_and_config(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    assert cache.dir == workspace.cache_dir / "frames" / f"fixture01-{PreprocessConfig().key()}"
+    # options that only act on the network input share the cache
+    assert FrameCache(workspace, dataset, PreprocessConfig(use_flow=False)).dir == cache.dir
+    assert FrameCache(workspace, dataset, PreprocessConfig(flow="dis")).dir != cache.dir
+
+
+def test_memmap_equals_direct_preprocessing(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    assert cache.ensure(range(4), workers=1) == 4
+    for i in range(4):
+        stored = cache.get(i)
+        assert isinstance(stored, np.memmap) and not stored.flags.writeable
+        assert stored.shape == (len(dataset.tracklets[i]), 5, 64, 48) and stored.dtype == np.uint8
+        np.testing.assert_array_equal(stored, _direct(dataset, i))
+    x = cache.network_input(2, frames=[1, 3, 4])
+    np.testing.assert_array_equal(x, to_network_input(_direct(dataset, 2)[[1, 3, 4]]))
+    np.testing.assert_array_equal(cache.network_input(0, slice(2, 5)), to_network_input(_direct(dataset, 0)[2:5]))
+    assert cache.network_input(1).shape == (5, 5, 64, 48)
+    assert (cache.dir / "config.json").exists()
+
+
+def test_second_call_reads_without_recomputing(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    assert cache.ensure([0, 1], workers=1) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in _files(cache)}
+    assert len(stamps) == 2
+    assert cache.ensure([0, 1], workers=1) == 0
+    # another reader (a fresh object, as another process would build) finds them too
+    other = FrameCache(workspace, dataset)
+    assert other.ensure([1, 0, 0], workers=2) == 0
+    other.get(0)
+    assert {p: p.stat().st_mtime_ns for p in _files(cache)} == stamps
+
+
+def test_only_the_tracklets_asked_for_are_preprocessed(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    cache.ensure([2], workers=1)
+    assert [cache.is_cached(i) for i in range(4)] == [False, False, True, False]
+    assert len(_files(cache)) == 1
+    cache.get(0)  # a missing tracklet is filled on demand
+    assert cache.is_cached(0) and not cache.is_cached(1)
+
+
+def test_process_pool_fills_in_parallel(workspace, dataset, monkeypatch):
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)  # use the pool even for a tiny job
+    cache = FrameCache(workspace, dataset)
+    seen = []
+    assert cache.ensure(range(4), progress=lambda d, t: seen.append((d, t)), workers=2) == 4
+    total = sum(len(t) for t in dataset.tracklets)
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    for i in range(4):
+        np.testing.assert_array_equal(cache.get(i), _direct(dataset, i))
+    assert any("one-frame" in n for n in cache.notices)  # notices travel back from the workers
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_fill_keeps_finished_tracklets_and_names_the_bad_frame(workspace, dataset, monkeypatch, workers):
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)
+    bad = dataset.tracklets[2].frame_path(3)
+    bad.write_bytes(b"this is not a PNG")
+    cache = FrameCache(workspace, dataset)
+    with pytest.raises(FrameError) as err:
+        cache.ensure([0, 1, 2, 3], workers=workers)
+    assert err.value.path == bad
+    assert "cannot be decoded" in str(err.value)
+    assert cache.is_cached(0) and cache.is_cached(1) and not cache.is_cached(2)
+    np.testing.assert_array_equal(cache.get(1), _direct(dataset, 1))
+    # nothing half-written is left behind to be read later
+    assert not [p for p in cache.dir.rglob("*") if p.name.endswith(".tmp")]
+    # once the frame is fixed, the fill completes
+    rgb = moving_rgb(7, 0.0, 1.0, seed=3)[3]
+    cv2.imwrite(str(bad), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cache.ensure([0, 1, 2, 3], workers=workers)
+    assert all(cache.is_cached(i) for i in range(4))
+
+
+def test_corrupt_cache_file_is_recomputed_not_trusted(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    cache.ensure([0], workers=1)
+    path = cache.path(0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # e.g. a file cut short by a crashed copy
+    assert not cache.is_cached(0)
+    np.testing.assert_array_equal(cache.get(0), _direct(dataset, 0))
+
+
+def test_cancel_stops_the_fill(workspace, dataset, monkeypatch):
+    cache = FrameCache(workspace, dataset)
+    stop = threading.Event()
+    stop.set()
+    assert cache.ensure(range(4), cancel=stop, workers=1) == 0
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)
+    assert cache.ensure(range(4), cancel=lambda: True, workers=2) == 0
+    assert not any(cache.is_cached(i) for i in range(4))
+
+
+def test_one_frame_tracklet_and_mixed_sizes(tmp_path, workspace):
+    frames = moving_rgb(4, 1.0, 0.0)
+    frames[1] = cv2.resize(frames[1], (70, 140))
+    ds = make_dataset(tmp_path / "mixed", [("a/one", moving_rgb(1)), ("a/mixed", frames)], fingerprint="mixed01")
+    cache = FrameCache(workspace, ds)
+    one = cache.get(0)
+    assert one.shape == (1, 5, 64, 48) and np.all(one[0, 3:] == 127)
+    mixed = cache.get(1)
+    assert mixed.shape == (4, 5, 64, 48)
+    assert any("70×140" in n for n in cache.notices)
+    strict = FrameCache(workspace, ds, PreprocessConfig(mixed_sizes="error"))
+    with pytest.raises(FrameError) as err:
+        strict.get(1)
+    assert err.value.path == ds.tracklets[1].frame_path(1)
+
+
+def test_bad_index_is_refused(workspace, dataset):
+    with pytest.raises(IndexError, match="out of range"):
+        FrameCache(workspace, dataset).ensure([9])
