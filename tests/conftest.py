@@ -26,7 +26,7 @@ def random_checkpoint(tmp_path_factory) -> Path:
 
     from reidviewer.model.checkpoint import save_checkpoint
     from reidviewer.model.config import ModelConfig
-    from reidviewer.model.heads import build_model
+    from reidviewer.model.network import build_model
 
     torch.manual_seed(0)
     config = ModelConfig(head="ran", iterations=3, num_classes=3)

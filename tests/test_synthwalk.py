@@ -25,8 +25,8 @@ from reidviewer.errors import DatasetError
 
 FRAME = re.compile(r"^i-LIDS-VID/sequences/cam([12])/person(\d{3})/cam\1_person\2_(\d{5})\.png$")
 
-#: Small but with occlusion in most tracklets and frames enough for runs of occluded frames.
-OCCLUDED = SynthConfig(ids=5, seed=2, min_len=24, max_len=36, occluded_fraction=0.8)
+#: Small, default occluded share, tracklets long enough for runs of occluded frames.
+OCCLUDED = SynthConfig(ids=6, seed=2, min_len=24, max_len=36)
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -25,6 +25,7 @@ included, which is exactly premultiplied "over" compositing), then area-downsamp
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -863,7 +864,13 @@ def _write_splits(root: Path, config: SynthConfig) -> None:
     ls_set = np.stack([rng.permutation(config.ids) + 1 for _ in range(NUM_SPLITS)]).astype(np.int32)
     path = root / SPLITS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(str(path), {"ls_set": ls_set})
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"ls_set": ls_set})
+    data = bytearray(buf.getvalue())
+    # The MAT-file header's 116 bytes of text carry a creation time; fix it so that the same
+    # config gives the same bytes.
+    data[:116] = b"MATLAB 5.0 MAT-file, written by reidviewer SynthWalk".ljust(116)
+    path.write_bytes(bytes(data))
     (path.parent / "readme.txt").write_text(
         "SynthWalk splits in the iLIDS-VID format: ls_set is 10 x N; each row is a permutation of "
         "the person indices 1..N; the first half of a row is the test set.\n"

@@ -129,7 +129,7 @@ def rank_queries(
         topk_rows = np.full((nq, topk), -1, dtype=np.int64)
         topk_dist = np.full((nq, topk), np.inf, dtype=np.float32)
 
-    # Where each query's pid block starts in ``by_pid`` (-1: the pid is not in the gallery).
+    # Each query's pid block in ``by_pid`` (``found`` is False when the gallery lacks the pid).
     slot = np.minimum(np.searchsorted(pid_values, q_pids), max(len(pid_values) - 1, 0))
     found = (pid_values[slot] == q_pids) if len(pid_values) else np.zeros(nq, dtype=bool)
 

@@ -173,7 +173,7 @@ class Results:
     protocol: str = ""
     split: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
-    annotation_version: str | None = None
+    annotation_version: str | int | None = None
     created: str = ""
     package_version: str = __version__
 
@@ -427,6 +427,12 @@ class Results:
 
     def problem(self) -> str | None:
         """Why the arrays do not fit together, or None when they do (checked on load)."""
+        for name, kind in (("max_rank", int), ("split", int), ("settings", dict), ("eval_rule", str),
+                           ("checkpoint_fingerprint", str), ("dataset_fingerprint", str)):
+            if not isinstance(getattr(self, name), kind):
+                return f"metadata field {name!r} is not a {kind.__name__}"
+        if self.annotation_version is not None and not isinstance(self.annotation_version, (str, int)):
+            return "metadata field 'annotation_version' is not a string or integer"
         nq, ng = len(self.query_pids), len(self.gallery_pids)
         for name in ("query_indices", "query_camids", "ap", "first_rank", "valid", "num_valid_gallery"):
             if np.shape(getattr(self, name)) != (nq,):
@@ -538,7 +544,7 @@ def build_results(
     protocol: str = "",
     split: int = 0,
     settings: Mapping[str, Any] | None = None,
-    annotation_version: str | None = None,
+    annotation_version: str | int | None = None,
 ) -> Results:
     """Distances, ranks and metrics from extracted features: the evaluation engine's last step.
 
@@ -667,7 +673,9 @@ def results_path(
     return ws.results_dir / name
 
 
-def is_stale(results: Results, checkpoint_fp: str, dataset_fp: str, annotation_version: str | None = None) -> bool:
+def is_stale(
+    results: Results, checkpoint_fp: str, dataset_fp: str, annotation_version: str | int | None = None
+) -> bool:
     """True when ``results`` was computed from another checkpoint, dataset or annotation version."""
     return (
         results.checkpoint_fingerprint != checkpoint_fp

@@ -32,12 +32,12 @@ class Thumb:
 def sample_frames(length: int, n: int) -> list[int]:
     """``n`` frame indices spread evenly over ``length`` frames (each the centre of its share).
 
-    With ``n >= length`` every frame is returned. Centring keeps a thumbnail above the part of
-    an attention row it stands for.
+    Centring keeps a thumbnail above the part of an attention row it stands for. A tracklet
+    shorter than ``n`` repeats frames, so every strip of a figure has the same width.
     """
-    if length <= 0:
+    if length <= 0 or n <= 0:
         return []
-    if n >= length:
+    if n == length:
         return list(range(length))
     return [min(length - 1, int((j + 0.5) * length / n)) for j in range(n)]
 
@@ -95,5 +95,5 @@ class FrameSource:
         return thumb
 
     def strip(self, tracklet: Tracklet, n: int) -> list[Thumb]:
-        """``n`` evenly spread frames of ``tracklet`` (fewer when it is shorter)."""
+        """``n`` evenly spread frames of ``tracklet`` (repeated when it is shorter)."""
         return [self.thumb(tracklet, i) for i in sample_frames(len(tracklet), n)]
