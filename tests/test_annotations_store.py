@@ -24,7 +24,6 @@ from reidviewer.annotations.exchange import (
     frame_flags_csv,
     import_frame_flags_csv,
     import_json,
-    to_json,
 )
 from reidviewer.annotations.schema import SCHEMA_VERSION
 from reidviewer.workspace import Workspace
@@ -361,3 +360,43 @@ def test_frame_flag_csv_errors_name_the_line(tmp_path, store):
     with pytest.raises(AnnotationError, match="flags.csv: flag frames: frame 99 is out of range"):
         import_frame_flags_csv(store, bad)
     assert store.history() == []
+
+
+def test_an_older_store_is_backed_up_then_migrated(tmp_path, dataset, monkeypatch):
+    import reidviewer.annotations.store as store_module
+    from reidviewer.annotations.schema import MIGRATIONS
+
+    path = tmp_path / "ann.sqlite"
+    with AnnotationStore(path) as s:
+        s.attach(dataset)
+        s.apply(Relabel(MISLABELLED, 5))
+        state = s.dump(history=True)
+    # Pretend this code knows a schema 2 that adds a table.
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(
+        store_module, "MIGRATIONS", {**MIGRATIONS, SCHEMA_VERSION: "CREATE TABLE reviewers (name TEXT PRIMARY KEY);"}
+    )
+    with AnnotationStore(path) as s:
+        assert s.dump(history=True) == state
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert s.conn.execute("SELECT COUNT(*) FROM reviewers").fetchone()[0] == 0
+    backup = tmp_path / f"ann.v{SCHEMA_VERSION}.bak.sqlite"
+    con = sqlite3.connect(backup)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert con.execute("SELECT key, pid FROM labels").fetchall() == [(MISLABELLED, 5)]
+    finally:
+        con.close()
+
+
+def test_a_store_that_cannot_be_locked_opens_read_only_and_says_why(tmp_path, dataset):
+    path = tmp_path / "ann.sqlite"
+    with AnnotationStore(path) as s:
+        s.attach(dataset)
+    (tmp_path / "ann.sqlite.lock").unlink()
+    (tmp_path / "ann.sqlite.lock").mkdir()  # stands in for a folder the user cannot write
+    with AnnotationStore(path) as s:
+        assert s.read_only and "cannot create the lock file ann.sqlite.lock" in s.mode_reason
+        assert s.pid_of(MISLABELLED) == 6
+    with pytest.raises(AnnotationError, match="does not exist"):
+        AnnotationStore(tmp_path / "missing.sqlite", mode="read")

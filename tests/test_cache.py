@@ -157,3 +157,30 @@ def test_one_frame_tracklet_and_mixed_sizes(tmp_path, workspace):
 def test_bad_index_is_refused(workspace, dataset):
     with pytest.raises(IndexError, match="out of range"):
         FrameCache(workspace, dataset).ensure([9])
+
+
+def test_concurrent_fillers_and_readers_agree(workspace, dataset):
+    expected = {i: _direct(dataset, i) for i in range(3)}
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cache = FrameCache(workspace, dataset)
+            for _ in range(3):
+                for i in range(3):
+                    np.testing.assert_array_equal(cache.get(i), expected[i])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # a reader's memory map stays valid when a writer replaces the file under it
+    cache = FrameCache(workspace, dataset)
+    held = cache.get(0)
+    cache.path(0).unlink()
+    cache.get(0)
+    np.testing.assert_array_equal(held, expected[0])

@@ -32,9 +32,10 @@ recovery. (Locks on network file systems are only as good as the file system's `
 or ``SIGKILL`` cannot lose it; only an OS crash or power loss can lose the last commits (the
 WAL is fsync'ed at checkpoints), and never corrupts the file. ``synchronous="FULL"`` (the
 default) also fsyncs the WAL on every commit, so a commit survives power loss too. It costs
-about 1.2 ms per edit against 0.5 ms (``bench/bench_annotations.py``: ~860 against ~2,050
-edits/s on the dev VM); edits come at human speed and bulk imports are one transaction, so
-the app takes FULL; pass ``synchronous="NORMAL"`` for scripted bulk editing.
+1-5 ms per edit against ~0.55 ms (``bench/bench_annotations.py`` on the dev VM: 190-860
+against 1,700-2,050 edits/s, depending on how busy the shared disk is); edits come at human
+speed and bulk imports are one transaction, so the app takes FULL; pass
+``synchronous="NORMAL"`` for scripted bulk editing.
 
 **Version.** :meth:`version` is ``"<revision>-<state hash>"``: the revision counts every
 apply, undo and redo; the state hash is an order-independent hash (sum of row hashes mod
@@ -105,9 +106,15 @@ class _WriterLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh: Any = None
+        self.problem = ""
 
     def try_acquire(self) -> bool:
-        fh = open(self.path, "a+b")
+        try:
+            fh = open(self.path, "a+b")
+        except OSError as exc:
+            # A read-only workspace or folder: no lock file, so no writing either.
+            self.problem = f"cannot create the lock file {self.path.name} ({exc.strerror or exc})"
+            return False
         try:
             if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
                 import msvcrt
@@ -134,9 +141,15 @@ class _WriterLock:
         while True:
             if self.try_acquire():
                 return True
-            if time.monotonic() >= deadline:
+            if self.problem or time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+
+    def why(self) -> str:
+        """Why the lock was not taken, for ``mode_reason``."""
+        if self.problem:
+            return self.problem
+        return f"open for writing in another reidviewer ({self.holder()})"
 
     def holder(self) -> str:
         try:
@@ -277,13 +290,9 @@ class AnnotationStore:
             if lock.acquire(wait):
                 self._lock = lock
             else:
-                holder = lock.holder()
                 if mode == "write":
-                    raise AnnotationError(self.path, f"is open for writing in another reidviewer ({holder})")
-                self.mode_reason = (
-                    f"read-only: open for writing in another reidviewer ({holder}); "
-                    "edits are disabled until it closes"
-                )
+                    raise AnnotationError(self.path, f"cannot be opened for writing: {lock.why()}")
+                self.mode_reason = f"read-only: {lock.why()}; edits are disabled until it closes"
         try:
             if self._lock is not None:
                 self._open_writable()
@@ -395,8 +404,9 @@ class AnnotationStore:
             dst.close()
 
     def _open_read_only(self) -> None:
-        # A writer may be creating the file right now: give it busy_timeout to finish its schema.
-        deadline = time.monotonic() + self._busy_timeout
+        # A writer that holds the lock may be creating the file right now: give it busy_timeout
+        # to finish its schema. Asked for read-only (no writer implied), do not wait.
+        deadline = time.monotonic() + (self._busy_timeout if self._mode != "read" else 0.0)
         while True:
             version = -1
             if self.path.exists():
@@ -449,10 +459,7 @@ class AnnotationStore:
                 return False
             lock = _WriterLock(self.path.with_name(self.path.name + ".lock"))
             if not lock.acquire(wait):
-                self.mode_reason = (
-                    f"read-only: open for writing in another reidviewer ({lock.holder()}); "
-                    "edits are disabled until it closes"
-                )
+                self.mode_reason = f"read-only: {lock.why()}; edits are disabled until it closes"
                 return False
             if self._conn is not None:
                 self._conn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import FLAG, iteration_color
 
@@ -40,22 +40,29 @@ class AttentionPlot(QWidget):
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "frame")
         self.plot.setLabel("left", "attention α")
-        self.plot.setYRange(0, 1.02, padding=0)
+        self.plot.setYRange(0, 1.18, padding=0)  # headroom above α = 1 for the legend row
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))
+        self.legend = self.plot.addLegend(offset=(4, 1), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220),
+                                          colCount=4, verSpacing=-6, horSpacing=6)
         self.playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((40, 40, 40), width=1.5))
         self.plot.addItem(self.playhead, ignoreBounds=True)
-        self.notice = pg.TextItem("", color=(150, 40, 0), anchor=(0.5, 0))
-        self.plot.addItem(self.notice, ignoreBounds=True)
+        self.notice = QLabel("")
+        self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
+        self.notice.setMinimumWidth(10)
+        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.notice.setVisible(False)
         self.flag_items: list[pg.InfiniteLine] = []
         self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         self.toggles_box = QHBoxLayout()
         self.toggles_box.setContentsMargins(4, 0, 4, 0)
-        self.toggles_box.addWidget(QLabel("iterations:"))
+        self.toggles_box.addWidget(QLabel("k:"))
         self.toggles: list[QCheckBox] = []
         self.toggles_box.addStretch(1)
         self.title = QLabel("")
+        # Long titles must not widen the window: let them be cut instead.
+        self.title.setMinimumWidth(10)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -64,6 +71,7 @@ class AttentionPlot(QWidget):
         head.addWidget(self.title, 1)
         head.addLayout(self.toggles_box)
         layout.addLayout(head)
+        layout.addWidget(self.notice)
         layout.addWidget(self.plot, 1)
 
         self.curves: list[pg.PlotDataItem] = []
@@ -84,13 +92,14 @@ class AttentionPlot(QWidget):
         self.attention = np.zeros((0, 0)) if attention is None else np.asarray(attention, dtype=np.float64)
         if self.attention.size == 0:
             self.notice.setText("no attention for this tracklet")
+            self.notice.setVisible(True)
             self.set_flags(set())
             return
         k1, t = self.attention.shape
         x = np.arange(t)
         for k in range(k1):
             pen = pg.mkPen(iteration_color(k), width=1.6)
-            curve = self.plot.plot(x, self.attention[k], pen=pen, name=f"k = {k}" + (" (final)" if k == k1 - 1 else ""))
+            curve = self.plot.plot(x, self.attention[k], pen=pen, name=f"k={k}")
             self.curves.append(curve)
             box = QCheckBox(str(k))
             box.setChecked(True)
@@ -101,12 +110,14 @@ class AttentionPlot(QWidget):
         self.plot.setXRange(-0.5, max(t - 0.5, 0.5), padding=0)
         spread = attention_spread(self.attention)
         if spread < UNIFORM_SPREAD:
-            self.notice.setText(
-                f"attention nearly uniform (spread {spread:.3f}): all frames weighted alike"
+            self.notice.setText(f"⚠ nearly uniform attention (spread {spread:.3f})")
+            self.notice.setToolTip(
+                "All frames are weighted alike: the final iteration's attention varies by less than "
+                f"{UNIFORM_SPREAD} across frames, so it does not single out any frame (occluded or not)."
             )
         else:
             self.notice.setText("")
-        self.notice.setPos(max(t - 1, 0) / 2, 0.3)
+        self.notice.setVisible(bool(self.notice.text()))
         self.set_flags(flags or set())
         self.set_highlight(min(self.highlight, k1 - 1))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import MATCH, NON_MATCH
@@ -62,7 +62,7 @@ class FailureModel(QAbstractListModel):
 class FailureDelegate(QStyledItemDelegate):
     """Paints probe | wrong top-1 | true match, with labels."""
 
-    ROW_H = 118
+    ROW_H = 128
     THUMB_W = 42
 
     def __init__(self, loader: FrameLoader, parent=None) -> None:
@@ -70,7 +70,7 @@ class FailureDelegate(QStyledItemDelegate):
         self.loader = loader
 
     def sizeHint(self, option, index) -> QSize:  # noqa: N802
-        return QSize(420, self.ROW_H)
+        return QSize(300, self.ROW_H)
 
     def _thumb(self, p: QPainter, x: float, y: float, path: str | None, border: QColor | None, dashed: bool) -> None:
         rect = QRectF(x, y, self.THUMB_W, self.THUMB_W * 2)
@@ -89,32 +89,38 @@ class FailureDelegate(QStyledItemDelegate):
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index) -> None:
         c: FailureCase = index.data(Qt.ItemDataRole.UserRole)
         p.save()
+        font = QFont(option.font)
+        font.setPointSizeF(max(font.pointSizeF() - 1, 7))
+        p.setFont(font)
         r = QRectF(option.rect)
         if option.state & QStyle.StateFlag.State_Selected:
             p.fillRect(r, QColor(220, 232, 250))
         elif index.row() % 2:
             p.fillRect(r, QColor(246, 246, 246))
-        y = r.top() + 8
         cols = [
             (c.probe_thumb, None, False, "probe", c.probe_label),
-            (c.wrong_thumb, NON_MATCH, True, f"✗ top-1  d={c.wrong_distance:.2f}", c.wrong_label),
+            (c.wrong_thumb, NON_MATCH, True, f"✗ top-1 d={c.wrong_distance:.2f}", c.wrong_label),
             (
                 c.true_thumb,
                 MATCH,
                 False,
-                f"✓ rank {c.true_rank}  d={c.true_distance:.2f}" if c.true_row is not None else "no true match",
+                f"✓ #{c.true_rank} d={c.true_distance:.2f}" if c.true_row is not None else "no true match",
                 c.true_label,
             ),
         ]
-        x = r.left() + 8
-        for thumb, border, dashed, title, label in cols:
-            self._thumb(p, x, y, thumb, border, dashed)
+        col_w = max((r.width() - 60) / 3, 60)
+        y = r.top() + 6
+        for i, (thumb, border, dashed, title, label) in enumerate(cols):
+            x0 = r.left() + 6 + i * col_w
+            self._thumb(p, x0 + (col_w - self.THUMB_W) / 2, y, thumb, border, dashed)
             p.setPen(QColor(30, 30, 30))
-            text_rect = QRectF(x + self.THUMB_W + 6, y, 86, self.THUMB_W * 2)
-            p.drawText(text_rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap), f"{title}\n{label}")
-            x += self.THUMB_W + 100
+            fm = p.fontMetrics()
+            for j, line in enumerate((title, label)):
+                text = QRectF(x0, y + self.THUMB_W * 2 + 3 + j * (fm.height() + 1), col_w, fm.height())
+                elided = fm.elidedText(line, Qt.TextElideMode.ElideRight, int(col_w) - 2)
+                p.drawText(text, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), elided)
         p.setPen(QColor(90, 90, 90))
-        p.drawText(QRectF(x, y, 70, self.THUMB_W * 2), int(Qt.AlignmentFlag.AlignVCenter), f"AP {c.ap:.2f}")
+        p.drawText(QRectF(r.right() - 54, y, 50, self.THUMB_W * 2), int(Qt.AlignmentFlag.AlignCenter), f"AP\n{c.ap:.2f}")
         p.restore()
 
 
@@ -131,6 +137,7 @@ class FailuresView(QWidget):
         super().__init__(parent)
         self.loader = loader
         self.header = QLabel("No results yet")
+        self.header.setWordWrap(True)
         self.model = FailureModel(self)
         self.view = QListView()
         self.view.setModel(self.model)

@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         col.addLayout(players, 1)
         row = QHBoxLayout()
         self.iteration_label = QLabel("")
+        self.iteration_label.setMinimumWidth(10)
         row.addWidget(self.sync)
         row.addStretch(1)
         row.addWidget(self.iteration_label)
@@ -165,7 +166,7 @@ class MainWindow(QMainWindow):
         side.setWidget(self.tabs)
         side.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, side)
-        self.resizeDocks([dock, side], [250, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock, side], [285, 330], Qt.Orientation.Horizontal)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -414,16 +415,23 @@ class MainWindow(QMainWindow):
     def _settings(self) -> QSettings:
         return QSettings(str(self.workspace.root / "reidviewer.ini"), QSettings.Format.IniFormat)
 
+    def _recent(self) -> list[str]:
+        value = self._settings().value("recent", [])
+        # QSettings (INI) gives a one-item list back as a bare string.
+        if isinstance(value, str):
+            return [value]
+        return [str(v) for v in (value or [])]
+
     def _remember_recent(self, request: viewmodel.OpenRequest) -> None:
         st = self._settings()
-        items = [x for x in (st.value("recent", []) or []) if x != request.to_text()]
+        items = [x for x in self._recent() if x != request.to_text()]
         items.insert(0, request.to_text())
         st.setValue("recent", items[:8])
         self._fill_recent()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for text in self._settings().value("recent", []) or []:
+        for text in self._recent():
             req = viewmodel.OpenRequest.from_text(text)
             if req is None:
                 continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import iteration_color
 
@@ -27,7 +27,7 @@ class MetricsPanel(QWidget):
             value = QLabel("–")
             value.setObjectName(f"metric_{key}")
             value.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            value.setStyleSheet("font-size: 18pt; font-weight: bold;")
+            value.setStyleSheet("font-size: 13pt; font-weight: bold;")
             grid.addWidget(title, 0, i)
             grid.addWidget(value, 1, i)
             self.values[key] = value
@@ -53,7 +53,7 @@ class MetricsPanel(QWidget):
         self.ap_plot.hideButtons()
         self.ap_bars: pg.BarGraphItem | None = None
 
-        plots = QHBoxLayout()
+        plots = QVBoxLayout()  # stacked: the panel is a narrow side dock
         plots.addWidget(self.cmc_plot, 1)
         plots.addWidget(self.ap_plot, 1)
         layout = QVBoxLayout(self)

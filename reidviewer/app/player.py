@@ -163,6 +163,9 @@ class Player(QWidget):
         self.title = QLabel(f"<b>{title}</b>")
         self.caption = QLabel("")
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self.title, self.caption):
+            label.setMinimumWidth(10)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.view = FrameView()
         self.strip = AttentionStrip()
         self.strip.seek.connect(self.set_frame)
@@ -180,10 +183,11 @@ class Player(QWidget):
         fwd.setToolTip("Next frame (→)")
         fwd.clicked.connect(lambda: self.step(1))
         self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(40)
         self.slider.setToolTip("Scrub")
         self.slider.valueChanged.connect(self.set_frame)
         self.counter = QLabel("0 / 0")
-        self.counter.setMinimumWidth(70)
+        self.counter.setMinimumWidth(58)
         self.counter.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.speed = QComboBox()
         for s in self.SPEEDS:

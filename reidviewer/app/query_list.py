@@ -41,7 +41,7 @@ class QueryRow:
     flagged: bool = False
 
 
-COLUMNS = ("", "person", "cam", "frames", "AP", "1st match")
+COLUMNS = ("", "person", "cam", "len", "AP", "1st")
 SORTS = {
     "identity": (1, Qt.SortOrder.AscendingOrder, "identity"),
     "ap": (4, Qt.SortOrder.AscendingOrder, "AP ascending — failures first"),
@@ -175,6 +175,7 @@ class QueryList(QWidget):
         hh = self.view.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setMinimumSectionSize(18)
         hh.sortIndicatorChanged.connect(self._on_header_sort)
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
 

@@ -33,7 +33,7 @@ class RetrievalTile(QWidget):
 
     clicked = Signal(int)
 
-    W, H = 76, 172
+    W, H = 70, 158
 
     def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -160,24 +160,36 @@ class RankedView(QWidget):
         self.truth = TileRow(loader)
         self.truth.clicked.connect(self.retrieval_clicked)
 
+        self.header.setMinimumWidth(10)
+        self.truth_label.setMinimumWidth(10)
         head = QHBoxLayout()
         head.addWidget(self.header, 1)
         head.addWidget(self.top_k)
-        inner = QWidget()
-        col = QVBoxLayout(inner)
-        col.setContentsMargins(0, 0, 0, 0)
-        col.addWidget(self.ranked)
-        col.addWidget(self.truth_label)
-        col.addWidget(self.truth)
-        scroll = QScrollArea()
-        scroll.setWidget(inner)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(head)
-        layout.addWidget(scroll, 1)
+
+        def scrolled(w: QWidget) -> QScrollArea:
+            area = QScrollArea()
+            area.setWidget(w)
+            area.setWidgetResizable(True)
+            area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area.setFrameShape(QScrollArea.Shape.NoFrame)
+            area.setMinimumHeight(RetrievalTile.H + 18)
+            return area
+
+        # Top-k on the left, the true matches (wherever they landed) on the right: one row,
+        # so both stay visible without scrolling down.
+        left = QVBoxLayout()
+        left.addLayout(head)
+        left.addWidget(scrolled(self.ranked), 1)
+        right = QVBoxLayout()
+        right.addWidget(self.truth_label)
+        right.addWidget(scrolled(self.truth), 1)
+        self.truth_box = QWidget()
+        self.truth_box.setLayout(right)
+        self.truth_box.setMaximumWidth(3 * RetrievalTile.W + 40)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addLayout(left, 1)
+        layout.addWidget(self.truth_box)
 
     def show_ranking(
         self, header: str, ranked: list[TileData], truth: list[TileData], selected_row: int | None = None
@@ -186,5 +198,6 @@ class RankedView(QWidget):
         self.header.setText(header)
         self.ranked.set_tiles(ranked, selected_row)
         ranks = ", ".join(f"#{t.rank}" for t in truth) or "none in the gallery"
-        self.truth_label.setText(f"True matches landed at: {ranks}")
+        self.truth_label.setText(f"True matches at: {ranks}")
+        self.truth_label.setToolTip(f"Every true match of this query and the rank it landed at: {ranks}")
         self.truth.set_tiles(truth, selected_row)

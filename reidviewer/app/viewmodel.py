@@ -55,6 +55,8 @@ class OpenRequest:
     def from_text(cls, text: str) -> OpenRequest | None:
         try:
             d = json.loads(text)
+            if not isinstance(d, dict):
+                return None
             return cls(
                 root=Path(d["root"]) if d.get("root") else None,
                 name=d.get("name", "auto"),
@@ -64,6 +66,11 @@ class OpenRequest:
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def person_label(t: Tracklet) -> str:
+    """``person006`` stays as it is; a bare id such as ``0042`` becomes ``person 0042``."""
+    return t.person if t.person.lower().startswith("person") else f"person {t.person}"
 
 
 def thumb_path(tracklet: Tracklet) -> str:
@@ -114,7 +121,7 @@ class Session:
         return r.attention(tracklet_index) if r.has_attention(tracklet_index) else None
 
     def caption(self, t: Tracklet) -> str:
-        return f"person {t.person} · {t.camera} · {len(t)} frames"
+        return f"{person_label(t)} · {t.camera} · {len(t)} frames"
 
     def frame_flags(self, tracklet_index: int) -> dict[int, str]:
         return self.frame_flag_map.get(tracklet_index, {})
@@ -156,7 +163,7 @@ class Session:
         t = self.query_tracklet(query_row)
         r = self.results
         ap = "n/a (no true match in the gallery)" if not r.valid[query_row] else f"{r.ap[query_row]:.3f}"
-        return f"Ranked gallery for person {t.person} ({t.camera}) — AP {ap}"
+        return f"Ranked gallery for {person_label(t)} ({t.camera}) — AP {ap}"
 
     def is_match(self, query_row: int, gallery_row: int) -> bool:
         return bool(self.results.gallery_pids[gallery_row] == self.results.query_pids[query_row])
@@ -189,14 +196,14 @@ class Session:
             cases.append(
                 FailureCase(
                     query_row=q,
-                    probe_label=f"person {probe.person} ({probe.camera})",
+                    probe_label=f"{probe.person} ({probe.camera})",
                     probe_thumb=thumb_path(probe),
                     wrong_row=int(rows[0]),
-                    wrong_label=f"person {wrong.person} ({wrong.camera})",
+                    wrong_label=f"{wrong.person} ({wrong.camera})",
                     wrong_thumb=thumb_path(wrong),
                     wrong_distance=float(dists[0]),
                     true_row=int(t_rows[0]) if len(t_rows) else None,
-                    true_label=f"person {true_t.person} ({true_t.camera})" if true_t else "",
+                    true_label=f"{true_t.person} ({true_t.camera})" if true_t else "",
                     true_thumb=thumb_path(true_t) if true_t else None,
                     true_rank=int(t_ranks[0]) if len(t_ranks) else 0,
                     true_distance=float(t_d[0]) if len(t_d) else float("nan"),
@@ -254,6 +261,6 @@ def load_session(
             from reidviewer.engine.evaluate import occlusion_audit
 
             audit = occlusion_audit(dataset, results)
-        except (ImportError, ValueError):
+        except Exception:  # noqa: BLE001 — the audit is an extra; never block opening the results
             audit = None
     return Session(request=request, dataset=dataset, results=results, checkpoint=Path(checkpoint), audit=audit)

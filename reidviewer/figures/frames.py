@@ -96,4 +96,6 @@ class FrameSource:
 
     def strip(self, tracklet: Tracklet, n: int) -> list[Thumb]:
         """``n`` evenly spread frames of ``tracklet`` (repeated when it is shorter)."""
+        if len(tracklet) == 0:
+            return [self.thumb(tracklet, 0)] * n  # placeholders: an empty tracklet has no frame
         return [self.thumb(tracklet, i) for i in sample_frames(len(tracklet), n)]
