@@ -15,7 +15,7 @@ batch 1024; the target is ``cnn_roofline_ratio`` ≥ 0.80.
 If ``bench/pipeline.py`` exists with ``measure_flow()`` and ``measure_preprocess()``, their
 dicts are merged into the ``--json`` output.
 
-Usage: ``python bench/model.py [--json] [--rounds N] [--no-compile]``
+Usage: ``python bench/model.py [--json] [--rounds N] [--no-compile] [--no-pipeline]``
 """
 from __future__ import annotations
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (best is kept)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip bench/pipeline.py's figures")
     args = parser.parse_args(argv)
 
     threads = os.cpu_count() or 1
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             cnn_fps_compiled_by_batch={str(b): fps["compiled"][b] for b in batches},
             compile_seconds=compile_s,
         )
-    result.update(pipeline_figures())
+    if not args.no_pipeline:
+        result.update(pipeline_figures())
 
     if args.json:
         print(json.dumps(result))

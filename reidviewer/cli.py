@@ -86,6 +86,13 @@ def _register_optional_commands(sub: Any) -> None:
             raise
     else:
         cli_engine.register(sub, _add_dataset, _add_workspace)
+    try:
+        from reidviewer import cli_export
+    except ModuleNotFoundError as exc:
+        if exc.name != "reidviewer.cli_export":
+            raise
+    else:
+        cli_export.register(sub, _add_dataset, _add_workspace)
 
 
 def _workspace(args: argparse.Namespace):

@@ -211,7 +211,7 @@ def test_fast_inference_equals_the_eager_reference(head):
             assert torch.allclose(fast.features[i], ref.feature[0], atol=1e-5)
             assert torch.allclose(fast.attention[i], ref.attention[0], atol=1e-5)
             assert torch.allclose(fast.frame_features[i], ref.frame_features[0], atol=1e-5)
-    assert fast.features.shape == (4, 128) and fast.attention[2].shape == (m.config.attention_rows, 7)
+    assert fast.features.shape == (4, 128) and fast.attention[2].shape == (m.attention_rows, 7)
 
 
 def test_embed_frames_matches_spec_reference_on_nchw_input():

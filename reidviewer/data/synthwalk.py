@@ -226,8 +226,9 @@ def _sample_look(rng: np.random.Generator) -> _Look:
         stride=float(rng.uniform(0.32, 0.46)),
         knee=float(rng.uniform(0.7, 1.05)),
         arm_swing=float(rng.uniform(0.25, 0.5)),
-        names={"top": top_name, "pattern": pattern, "pattern_colour": top2_name, "lower": lower,
-               "lower_colour": lower_name, "hair": f"{hair_name} {hair_style}", **accessory},
+        names={"top": top_name, "pattern": pattern, "lower": lower, "lower_colour": lower_name,
+               "hair": f"{hair_name} {hair_style}",
+               **({} if pattern == "plain" else {"pattern_colour": top2_name}), **accessory},
     )
 
 
@@ -518,7 +519,7 @@ def _camera_style(seed: int, cam: int) -> dict[str, Any]:
 
 
 def _background(rng: np.random.Generator, style: dict, h: int, w: int) -> np.ndarray:
-    """A background strip (h, w, 3) float32 RGB that the crop window scrolls across."""
+    """A background strip (h, w, 3) uint8 RGB that the crop window scrolls across."""
     hz = int(round(h * (style["horizon"] + rng.uniform(-0.04, 0.04))))
     tint = rng.uniform(0.9, 1.08, 3)
     img = np.empty((h, w, 3), np.float32)
@@ -586,7 +587,7 @@ def _background(rng: np.random.Generator, style: dict, h: int, w: int) -> np.nda
     # Low-frequency texture (dirt, uneven light) so the wall and floor are not flat.
     coarse = rng.normal(0.0, 7.0, (max(2, h // 10), max(2, w // 10), 1)).astype(np.float32)
     out += cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)[:, :, None]
-    return out
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,6 +705,20 @@ def _draw_occluder(img: np.ndarray, ev: dict, t: int, W: float, Hc: float, d: in
 # One tracklet.
 
 
+def _shrink(layer: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-downsample a premultiplied layer (averaging premultiplied values is exact)."""
+    if layer.shape[1] == w and layer.shape[0] == h:
+        return layer
+    return cv2.resize(layer, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _over(dst: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Composite a premultiplied RGBA ``layer`` over the RGB uint8 image ``dst``."""
+    inv = 255 - layer[:, :, 3]
+    under = cv2.multiply(dst, cv2.merge((inv, inv, inv)), scale=1.0 / 255.0)
+    return cv2.add(under, cv2.cvtColor(layer, cv2.COLOR_RGBA2RGB))
+
+
 @dataclass
 class RenderedTracklet:
     """Frames of one tracklet and their ground truth.
@@ -761,12 +776,19 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet
             ev["vel"] = -abs(ev["vel"]) * facing
     jit = rng.normal(0.0, 1.0, (n, 3)).astype(np.float64)
 
-    scale = np.float32(gain) * np.asarray(style["cast"], np.float32)
-    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** style["gamma"], 0, 255).astype(np.uint8)
-    # Sensor noise: a small bank of noise fields, each frame taking a random shifted window of
-    # one (drawing fresh normals for every pixel of every frame was a quarter of the time).
+    # The camera's response: gain and colour cast per channel, clipping, then gamma; one
+    # 3-channel lookup table applied to the composited frame.
+    levels = np.arange(256, dtype=np.float64)[:, None] * (gain * np.asarray(style["cast"]))[None, :]
+    lut = np.clip(255.0 * (np.clip(levels, 0, 255) / 255.0) ** style["gamma"] + 0.5, 0, 255)
+    lut = lut.astype(np.uint8).reshape(256, 1, 3)
+    blur = (5, 5) if style["blur"] <= 1.0 else (0, 0)  # 5 taps cover 2.8 sigma; OpenCV picks 7
+    # Sensor noise: a small bank of integer noise fields, each frame taking a randomly shifted
+    # window of one (fresh normals for every pixel of every frame took a quarter of the time).
+    # Positive and negative parts are kept apart so two saturating adds apply them.
     pad = 8
-    bank = rng.standard_normal((4, h + pad, w + pad, 3), dtype=np.float32) * np.float32(style["noise"])
+    bank = np.rint(rng.standard_normal((4, h + pad, w + pad, 3), dtype=np.float32) * np.float32(style["noise"]))
+    bank_pos = np.clip(bank, 0, 255).astype(np.uint8)
+    bank_neg = np.clip(-bank, 0, 255).astype(np.uint8)
     pick = rng.integers(0, [4, pad + 1, pad + 1], size=(n, 3))
     frames = np.empty((n, h, w, 3), np.uint8)
     occl = np.zeros(n, np.float32)
@@ -779,30 +801,25 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet
         _draw_person(person, look, cx0 + jit[t, 0] * 0.5 * s, feet + jit[t, 1] * 0.4 * s,
                      fig_h * (1 + 0.012 * jit[t, 2]), view, facing, phase)
         x0 = int(round(bg_speed * t)) if facing > 0 else span - 2 - int(round(bg_speed * t))
-        img = bg[:, x0:x0 + w].copy()
-        p_small = cv2.resize(person, (w, h), interpolation=cv2.INTER_AREA) if s > 1 else person
-        img *= 1.0 - p_small[:, :, 3:4].astype(np.float32) / 255.0
-        img += p_small[:, :, :3]
+        img = _over(np.ascontiguousarray(bg[:, x0:x0 + w]), _shrink(person, w, h))
         if events:
             occ[:] = 0
-            pmask = person[:, :, 3] > 127
-            total = int(np.count_nonzero(pmask))
+            # Masks at the drawing resolution: a pixel belongs to a layer when its alpha > 1/2.
+            pmask = cv2.compare(person[:, :, 3], 127, cv2.CMP_GT)
+            total = cv2.countNonZero(pmask)
             covered = 0
             for i, ev in enumerate(events):
                 _draw_occluder(occ, ev, t, Wc, Hc, facing)
-                now = int(np.count_nonzero(pmask & (occ[:, :, 3] > 127)))
+                now = cv2.countNonZero(cv2.bitwise_and(pmask, cv2.compare(occ[:, :, 3], 127, cv2.CMP_GT)))
                 if now > covered:  # this event hides pixels the earlier ones did not
                     hit[i].append(t)
                 covered = now
             occl[t] = covered / total if total else 0.0
-            o_small = cv2.resize(occ, (w, h), interpolation=cv2.INTER_AREA) if s > 1 else occ
-            img *= 1.0 - o_small[:, :, 3:4].astype(np.float32) / 255.0
-            img += o_small[:, :, :3]
-        img *= scale
-        out = cv2.LUT(np.clip(img, 0, 255).astype(np.uint8), lut)
-        out = cv2.GaussianBlur(out, (0, 0), style["blur"])
+            img = _over(img, _shrink(occ, w, h))
+        out = cv2.GaussianBlur(cv2.LUT(img, lut), blur, style["blur"])
         b, dy, dx = pick[t]
-        frames[t] = np.clip(out + bank[b, dy:dy + h, dx:dx + w], 0, 255).astype(np.uint8)
+        out = cv2.add(out, np.ascontiguousarray(bank_pos[b, dy:dy + h, dx:dx + w]))
+        frames[t] = cv2.subtract(out, np.ascontiguousarray(bank_neg[b, dy:dy + h, dx:dx + w]))
     occluders = [{"kind": ev["kind"], "first": hit[i][0] if hit[i] else -1, "last": hit[i][-1] if hit[i] else -1}
                  for i, ev in enumerate(events)]
     return RenderedTracklet(frames=frames, occlusion=occl, first_frame=first, occluders=occluders)
@@ -935,6 +952,18 @@ def is_complete(out: str | Path, config: SynthConfig | None = None) -> bool:
     return config is None or data.get("config") == config.to_dict()
 
 
+def _remove_stale_partials(out: Path) -> None:
+    """Remove ``.OUT.partial-PID`` folders left by generator processes that were killed."""
+    for folder in out.parent.glob(f".{out.name}.partial-*"):
+        try:
+            pid = int(folder.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)  # still running (another generate into the same place): leave it
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
 def _default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -975,6 +1004,7 @@ def generate(
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise DatasetError(out, "folder is not empty; choose a new or empty folder (or overwrite it)")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

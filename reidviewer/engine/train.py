@@ -521,11 +521,39 @@ def train(
     except torch.cuda.OutOfMemoryError:
         raise TrainingError(
             f"the GPU ran out of memory; lower --pairs-per-step. The run folder {run_dir} is kept.") from None
+    if ddp:
+        # The replicas must hold the same weights (DDP averages gradients); check and log it.
+        sums = replica_checksums(model)
+        if rank == 0:
+            log({"ddp_weight_checksums": sums, "global_step": position["global_step"], "time": time.time()})
+        if len(set(sums)) != 1:
+            raise TrainingError(f"the {world} training processes ended with different weights: {sums}")
     ckpt = checkpoint()
     report("stopped" if stopped else "finished", force=True)
     if ddp:
         torch.distributed.barrier()
     return TrainOutcome(run_dir, ckpt, stopped, position["epoch"], position["global_step"], val_rank1)
+
+
+def weight_checksum(model) -> str:
+    """A short hash of every parameter's bytes (to compare replicas bit for bit)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def replica_checksums(model) -> list[str]:
+    """The weight checksum of every process of a distributed run (rank order)."""
+    import torch.distributed as dist
+
+    mine = weight_checksum(model)
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, mine)
+    return [str(x) for x in out]
 
 
 def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainConfig, device) -> float:

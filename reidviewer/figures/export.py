@@ -98,10 +98,24 @@ def _metadata(fmt: str) -> dict[str, Any]:
     return {"Software": creator}
 
 
+def _native_images(fig: Figure) -> None:
+    """Embed frames and heat rows at their own resolution in vector files.
+
+    Resampled at the output dpi, the frames would make a PDF several times larger and no
+    sharper; embedded as they are, the viewer scales them and the heat rows keep crisp cells.
+    """
+    from matplotlib.image import AxesImage
+
+    for im in fig.findobj(AxesImage):
+        im.set_interpolation("none")
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix) atomically; call inside ``paper_style()``."""
     path = Path(path)
     fmt = format_of(path)
+    if fmt in ("pdf", "svg"):
+        _native_images(fig)
 
     def write(tmp: Path) -> None:
         fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt))

@@ -15,9 +15,9 @@ from reidviewer.data.frames import read_frame
 from reidviewer.data.tracklet import Tracklet
 from reidviewer.errors import FrameError
 
-#: Thumbnail height in pixels: frames are resized to this (re-ID crops are 128 to 256 px high;
-#: at 300 dpi a single-column thumbnail is about 150 px high).
-THUMB_HEIGHT = 160
+#: Frames taller than this are shrunk (at 300 dpi a single-column thumbnail is about 250 px
+#: high); smaller ones keep their pixels, so a PDF embeds the frames as they are.
+MAX_THUMB_PX = 256
 PLACEHOLDER_GREY = 200
 
 
@@ -70,26 +70,28 @@ class FrameSource:
                 self._aspect = 2.0
         return self._aspect
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(height, width)`` in pixels of every thumbnail."""
-        aspect = self._aspect or 2.0
-        return THUMB_HEIGHT, max(8, int(round(THUMB_HEIGHT / aspect)))
+    def _fit(self, img: np.ndarray) -> np.ndarray:
+        """Stretch a frame to the figure's aspect (re-ID figures show crops at one aspect)."""
+        h = min(img.shape[0], MAX_THUMB_PX)
+        w = max(4, int(round(h / (self._aspect or 2.0))))
+        if img.shape[:2] == (h, w):
+            return img
+        interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+        return cv2.resize(img, (w, h), interpolation=interp)
 
     def thumb(self, tracklet: Tracklet, i: int) -> Thumb:
-        """Frame ``i`` of ``tracklet``, resized; a grey placeholder with a note when unreadable."""
+        """Frame ``i`` of ``tracklet``; a grey placeholder with a note when unreadable."""
         key = (tracklet.key or str(tracklet.index), int(i))
         if key in self._cache:
             return self._cache[key]
-        h, w = self.size
         try:
             if not 0 <= i < len(tracklet):
                 raise FrameError(tracklet.key, f"no frame {i}")
-            img = read_frame(tracklet.frame_path(i))
-            interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
-            thumb = Thumb(cv2.resize(img, (w, h), interpolation=interp))
+            thumb = Thumb(self._fit(read_frame(tracklet.frame_path(i))))
         except FrameError as exc:
             note = "missing frame" if "not found" in str(exc) else "bad frame"
+            h = 128
+            w = max(4, int(round(h / (self._aspect or 2.0))))
             thumb = Thumb(np.full((h, w, 3), PLACEHOLDER_GREY, dtype=np.uint8), note)
         self._cache[key] = thumb
         return thumb

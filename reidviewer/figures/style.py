@@ -67,6 +67,8 @@ _RC: dict[str, Any] = {
     "savefig.edgecolor": "white",
     "figure.facecolor": "white",
     "image.interpolation": "antialiased",
+    # Each frame stays its own image in PDF/SVG (composited, they would be resampled as one).
+    "image.composite_image": False,
 }
 
 # rc_context changes the process-wide rcParams for its duration; two figures built at once in two

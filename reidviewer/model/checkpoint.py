@@ -95,6 +95,8 @@ def save_checkpoint(
     from reidviewer import __version__
 
     config = config or model.config
+    if config != model.config:
+        raise ValueError("the config given to save_checkpoint differs from model.config; the weights would not fit it")
     meta = _json_safe(dict(meta or {}), "meta")
     clash = sorted(set(meta) & set(RESERVED_KEYS))
     if clash:
@@ -141,7 +143,10 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(meta_path, f"cannot read checkpoint metadata: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(meta_path, f"not a reidviewer checkpoint metadata file (no \"format\": \"{FORMAT}\")")
-    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(meta_path, f"format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             meta_path,
             f"checkpoint format version {doc.get('format_version')} is newer than this reidviewer supports "

@@ -51,6 +51,11 @@ class VideoReIDNet(nn.Module):
         self.similarity: SimilarityHead = build_similarity(config)
         init_weights(self, config.init)
 
+    @property
+    def attention_rows(self) -> int:
+        """Rows R of the attention output: K+1 for the attention heads, 1 for ``mean``/``rnn``."""
+        return self.head.attention_rows
+
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frame features x_i (N, D) of a flat batch of frames (N, C, H, W)."""
         return self.head.embed(self.cnn(frames))
