@@ -48,6 +48,16 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("audit", help="attention audit: AUROC of low attention for flagged / occluded frames")
+    add_dataset(p)
+    add_workspace(p)
+    p.add_argument("--checkpoint", metavar="FILE", default=None, help="checkpoint (default: the shipped one)")
+    p.add_argument("--split", type=int, default=0, help="split index (default 0)")
+    p.add_argument("--threshold", type=float, default=0.3, help="SynthWalk occlusion ratio that flags a frame (default 0.3)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_audit)
+
 
 def cmd_open(args: argparse.Namespace) -> int:
     """``reidviewer open``: the viewer on a dataset."""
@@ -91,10 +101,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             splits = [int(args.split)]
         except ValueError:
             raise ValueError(f"--split must be a number or 'all', not {args.split!r}") from None
-    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=_progress_bar("evaluate"))
+    from reidviewer.annotations.apply import open_annotated
+
+    dataset, version = open_annotated(dataset, ws)
+    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=_progress_bar("evaluate"),
+                              annotation_version=version)
     print(format_metrics(summary))
     if args.json:
         atomic_write_json(args.json, summary)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``reidviewer audit``: attention against flagged frames, per iteration; ``--json FILE`` writes it."""
+    from reidviewer.annotations.apply import open_annotated
+    from reidviewer.annotations.audit_report import format_audit, run_audit
+    from reidviewer.annotations.store import AnnotationStore, store_filename
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.engine.evaluate import compute_results, default_checkpoint
+    from reidviewer.workspace import Workspace, atomic_write_json
+
+    ws = Workspace(args.workspace)
+    base = open_dataset(args.root, args.dataset, args.protocol, ws)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    dataset, version = open_annotated(base, ws)
+    results = compute_results(dataset, args.split, checkpoint, ws, device=args.device,
+                              progress=_progress_bar("audit"), annotation_version=version)
+    path = ws.annotations_dir / store_filename(base.name, base.fingerprint) if base.fingerprint else None
+    store = AnnotationStore(path, base.fingerprint, base.name, mode="read") if path and path.is_file() else None
+    try:
+        report = run_audit(dataset, results, store, args.threshold)
+    finally:
+        if store is not None:
+            store.close()
+    report["checkpoint"] = str(checkpoint)
+    print(format_audit(report))
+    if args.json:
+        atomic_write_json(args.json, report)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

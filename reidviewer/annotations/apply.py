@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -207,3 +208,81 @@ def apply_annotations(
     if unknown:
         notices.append(f"{unknown} annotation(s) name tracklets this dataset does not have; ignored")
     return dataclasses.replace(dataset, tracklets=tracklets, splits=splits, notices=notices, occlusion=occlusion)
+
+
+def open_annotated(
+    dataset: VideoDataset, workspace: Any, exclude_flagged_frames: bool | Iterable[str] = False
+) -> tuple[VideoDataset, str | None]:
+    """The dataset as its workspace's annotation store corrects it, and the store's version.
+
+    The store is opened read-only (it never takes the writer lock, so this works while the app
+    edits the same store) and closed again. Results computed on the view record the version
+    (``compute_results(..., annotation_version=version)``), so they are recomputed when the
+    annotations change.
+
+    Args:
+        dataset: the dataset as its reader opened it.
+        workspace: the workspace whose ``annotations/`` folder may hold the store.
+        exclude_flagged_frames: see :func:`apply_annotations`.
+
+    Returns:
+        ``(view, version)``; ``(dataset, None)`` when there is no store or it holds no
+        annotations (an empty state, e.g. every edit undone), so results stay shared with the
+        un-annotated dataset.
+
+    Raises:
+        AnnotationError: the store file is damaged or belongs to another dataset.
+    """
+    from reidviewer.annotations.store import _ZERO_HASH, store_filename
+
+    if not dataset.fingerprint:
+        return dataset, None
+    path = workspace.annotations_dir / store_filename(dataset.name, dataset.fingerprint)
+    if not path.is_file():
+        return dataset, None
+    with AnnotationStore(path, dataset.fingerprint, dataset.name, mode="read") as store:
+        if store.content_hash() == _ZERO_HASH:
+            return dataset, None
+        return apply_annotations(dataset, store, exclude_flagged_frames), store.version()
+
+
+def relabel_results(results: Any, view: VideoDataset, annotation_version: str | None) -> Any:
+    """Results with the identities of an annotated view, re-ranked from the stored features.
+
+    Only the pids change (rows, features and attention are kept), so this is what evaluating
+    the view gives when its frames are the dataset's (``exclude_flagged_frames=False``) and no
+    tracklet left a split -- without running the network again. The app uses it to show a
+    merge or relabel at once.
+
+    Args:
+        results: a ``reidviewer.engine.results.Results``.
+        view: the annotated dataset (``apply_annotations``) the results' rows index into.
+        annotation_version: the store version to record.
+    """
+    from reidviewer.engine.results import build_results
+
+    tr = view.tracklets
+    attention = {int(i): results.attention(int(i)) for i in results.attention_tracklets}
+    return build_results(
+        results.query_features,
+        results.gallery_features,
+        [tr[int(i)].pid for i in results.query_indices],
+        [tr[int(i)].pid for i in results.gallery_indices],
+        results.query_camids,
+        results.gallery_camids,
+        query_indices=results.query_indices,
+        gallery_indices=results.gallery_indices,
+        query_keys=results.query_keys,
+        gallery_keys=results.gallery_keys,
+        attention=attention or None,
+        eval_rule=results.eval_rule,
+        max_rank=results.max_rank,
+        checkpoint_fingerprint=results.checkpoint_fingerprint,
+        dataset_name=results.dataset_name,
+        dataset_root=results.dataset_root,
+        dataset_fingerprint=results.dataset_fingerprint,
+        protocol=results.protocol,
+        split=results.split,
+        settings={**results.settings, "annotations": annotation_version},
+        annotation_version=annotation_version,
+    )

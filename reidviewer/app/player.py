@@ -157,7 +157,7 @@ class Player(QWidget):
         self.attention: np.ndarray | None = None  # (K+1, T_eval)
         self.iteration = 0
         self.index = 0
-        self.base_fps = 25.0
+        self.base_fps = 30.0
         self.flags: dict[int, str] = {}
 
         self.title = QLabel(f"<b>{title}</b>")

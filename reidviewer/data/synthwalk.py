@@ -32,6 +32,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from reidviewer.errors import DatasetError
+from reidviewer.errors import DatasetError, ReidViewerError
 
 #: Bumped whenever the drawing changes, so a cached demo set is regenerated.
 VERSION = 1
@@ -997,6 +998,7 @@ def generate(
 
     Raises:
         DatasetError: if ``out`` is a file, or a non-empty folder and ``overwrite`` is False.
+        ReidViewerError: if the worker processes could not run (see ``workers``).
     """
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -1036,6 +1038,11 @@ def generate(
                             entries.update(fut.result())
                         if progress:
                             progress(total - len(pending), total)
+                except BrokenProcessPool as exc:
+                    raise ReidViewerError(
+                        "SynthWalk worker processes died; a script that calls generate() must "
+                        "guard its entry point with `if __name__ == \"__main__\":` (or pass workers=1)"
+                    ) from exc
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise

@@ -237,12 +237,17 @@ def evaluate_splits(
     device: str = "auto",
     progress: Progress | None = None,
     settings: EvalSettings = EvalSettings(),
+    annotation_version: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one or several splits and their mean, as ``reidviewer evaluate --json`` writes them."""
+    """Metrics of one or several splits and their mean, as ``reidviewer evaluate --json`` writes them.
+
+    ``annotation_version``: the annotation store version ``dataset`` (an annotated view) carries.
+    """
     per = []
     cmcs = []
     for s in splits:
-        r = compute_results(dataset, s, checkpoint, workspace, settings, device, progress)
+        r = compute_results(dataset, s, checkpoint, workspace, settings, device, progress,
+                            annotation_version=annotation_version)
         m = r.metrics()
         per.append({"split": s, **{k: m[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
                     "queries": m["queries"], "valid_queries": m["valid_queries"]})
@@ -259,6 +264,7 @@ def evaluate_splits(
         **{k: float(np.mean([p[k] for p in per])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
         "cmc": [float(x) for x in cmc],
         "per_split": per,
+        "annotation_version": annotation_version,
     }
     return out
 
