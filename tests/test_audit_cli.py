@@ -26,7 +26,7 @@ def test_audit_uses_frames_flagged_in_the_store(synth_root, random_checkpoint, w
     from reidviewer.data.registry import open_dataset
 
     dataset = open_dataset(synth_root, "synthwalk", None, workspace)
-    t = dataset.tracklets[0]
+    t = dataset.tracklets[int(dataset.split(0).query[0])]  # a tracklet the evaluation traces
     with AnnotationStore.for_dataset(workspace, dataset) as store:
         store.apply(FlagFrames(t.key, (0, 1, 2), "occluded"))
         version = store.version()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QProgressDialog,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -38,6 +39,7 @@ from reidviewer.app.player import Player, match_border
 from reidviewer.app.query_list import QueryList
 from reidviewer.app.ranked_view import RankedView
 from reidviewer.app.shortcuts import SHORTCUTS, help_rows
+from reidviewer.app.training_panel import TrainingPanel
 from reidviewer.app.workers import Job, start_job
 
 
@@ -161,6 +163,9 @@ class MainWindow(QMainWindow):
         self.metrics = MetricsPanel()
         self.tabs.addTab(self.failures, "Failures")
         self.tabs.addTab(self.metrics, "Metrics")
+        self.training = TrainingPanel(self.workspace)
+        self.training.open_requested.connect(self.open)
+        self.tabs.addTab(self.training, "Training")
         side = QDockWidget("Analysis", self)
         side.setObjectName("analysis")
         side.setWidget(self.tabs)
@@ -232,6 +237,18 @@ class MainWindow(QMainWindow):
         self.status_text.setText(f"Opening {request.describe()} …")
         self._remember_recent(request)
         workspace = self.workspace
+        self._demo_dialog = None
+        if request.root is None:
+            from reidviewer.cli import demo_dataset_dir
+            from reidviewer.data.synthwalk import is_complete
+
+            if not is_complete(demo_dataset_dir(workspace)):
+                # First launch: the demo is generated (≈ 30 s); say so in a dialog that can cancel.
+                dialog = QProgressDialog("Generating the SynthWalk demo data set (first launch only)…", "Cancel", 0, 0, self)
+                dialog.setWindowTitle("reidviewer — first launch")
+                dialog.setMinimumDuration(0)
+                dialog.canceled.connect(self.cancel_job)
+                self._demo_dialog = dialog
 
         def work(progress, cancel):
             return viewmodel.load_session(request, workspace, progress, cancel)
@@ -243,6 +260,19 @@ class MainWindow(QMainWindow):
             self.job.cancel()
         job = Job(fn)
         job.signals.progress.connect(lambda d, t, text: self._on_progress(label, d, t, text))
+        if getattr(self, "_demo_dialog", None) is not None:
+            dialog = self._demo_dialog
+
+            def to_dialog(d: int, t: int, text: str) -> None:
+                if "SynthWalk" in text:
+                    dialog.setRange(0, max(t, 1))
+                    dialog.setValue(d)
+                else:
+                    dialog.reset()
+
+            job.signals.progress.connect(to_dialog)
+            for sig in (job.signals.finished, job.signals.failed, job.signals.cancelled):
+                sig.connect(lambda *_a: dialog.reset())
         job.signals.finished.connect(on_done)
         job.signals.failed.connect(self._on_failed)
         job.signals.cancelled.connect(self._on_cancelled)
@@ -290,6 +320,7 @@ class MainWindow(QMainWindow):
         self.failures.set_cases(session.failure_cases(), session.num_queries)
         self.metrics.set_metrics(session.metrics(), session.per_query_ap(), session.metrics_source())
         self.metrics.set_audit(session.audit_text())
+        self.training.set_viewer_dataset(session.request, session.dataset)
         self.iteration = session.num_iterations - 1
         self._update_iteration_label()
         self.results_shown.emit()
@@ -441,6 +472,10 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        # During training: ask to stop (checkpoint saved, then close) or keep waiting.
+        if not self.training.confirm_close(self, self.close):
+            event.ignore()
+            return
         if self.job is not None:
             self.job.cancel()
         self.probe.pause()

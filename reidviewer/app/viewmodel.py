@@ -88,6 +88,15 @@ class Session:
     checkpoint: Path
     frame_flag_map: dict[int, dict[int, str]] = field(default_factory=dict)
     audit: object | None = None
+    _failures: list[FailureCase] | None = None
+
+    def prepare(self) -> Session:
+        """Compute the lists the views need up front (call it in the worker, off the GUI thread)."""
+        self.failure_cases()
+        return self
+    #: The dataset as its reader opened it, when ``dataset`` is an annotated view (the
+    #: annotation store is keyed and attached by the original); ``None``: ``dataset`` itself.
+    base_dataset: VideoDataset | None = None
 
     # ---------------------------------------------------------------- basics
     @property
@@ -184,6 +193,12 @@ class Session:
         return int(hit[0]) + 1 if len(hit) else f">{len(rows)}"
 
     def failure_cases(self) -> list[FailureCase]:
+        """Wrong-rank-1 queries, worst AP first (computed once: thousands on MARS)."""
+        if self._failures is None:
+            self._failures = self._compute_failures()
+        return self._failures
+
+    def _compute_failures(self) -> list[FailureCase]:
         r = self.results
         cases = []
         for q in r.failures():
@@ -254,7 +269,13 @@ def load_session(
     progress(0, 1, "indexing the dataset")
     dataset = open_dataset(request.root, request.name, request.protocol, workspace)
     checkpoint = request.checkpoint or default_checkpoint()
-    results = compute_results(dataset, request.split, checkpoint, workspace, progress=progress, cancel=cancel)
+    from reidviewer.annotations.apply import open_annotated
+
+    base_dataset = dataset
+    # Corrected identities when the workspace holds annotations; the version keys the results.
+    dataset, version = open_annotated(base_dataset, workspace)
+    results = compute_results(dataset, request.split, checkpoint, workspace, progress=progress, cancel=cancel,
+                              annotation_version=version)
     audit = None
     if dataset.occlusion:
         try:
@@ -263,4 +284,5 @@ def load_session(
             audit = occlusion_audit(dataset, results)
         except Exception:  # noqa: BLE001 — the audit is an extra; never block opening the results
             audit = None
-    return Session(request=request, dataset=dataset, results=results, checkpoint=Path(checkpoint), audit=audit)
+    return Session(request=request, dataset=dataset, results=results, checkpoint=Path(checkpoint), audit=audit,
+                   base_dataset=base_dataset)

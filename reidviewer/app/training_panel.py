@@ -1,0 +1,774 @@
+"""The Training panel: set up a run, watch it live, stop / resume it, open the result.
+
+Training runs the engine's ``train`` — the same function the CLI calls — in one dedicated
+``TrainingWorker`` moved to its own ``QThread``. The engine reports progress at most about
+10 times a second; the worker forwards each report as a queued signal, so the GUI thread only
+appends a point to the curves. Stop is cooperative: a ``threading.Event`` polled by the
+engine between steps; the engine then saves a checkpoint and returns.
+
+Errors (out of memory, a NaN loss, a bad frame, a full disk) arrive as a ``failed`` signal
+and are shown in plain words in the panel; the run folder is kept and the app goes on.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from reidviewer.app import viewmodel
+from reidviewer.app.colors import ITERATION_COLORS, iteration_color
+from reidviewer.errors import FrameError, ReidViewerError
+
+#: The temporal heads offered, with what the user reads in the combo box.
+HEADS: list[tuple[str, str]] = [
+    ("ran", "RAN (K refinement iterations)"),
+    ("mean", "mean pooling"),
+    ("rnn", "RCN recurrent"),
+    ("softmax", "softmax attention"),
+]
+
+#: Loss terms plotted, in legend order.
+LOSS_TERMS = ("total", "hinge", "id1", "id2", "sim")
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """``(device, label)`` for ``auto``, every device torch reports (CUDA GPUs by name and
+    memory, Apple MPS) and the CPU."""
+    import torch
+
+    items = [("auto", "auto (a GPU when present, else the CPU)")]
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        items.append((f"cuda:{i}", f"cuda:{i} — {p.name}, {p.total_memory / 2**30:.0f} GiB"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        items.append(("mps", "mps — Apple GPU"))
+    items.append(("cpu", "CPU"))
+    return items
+
+
+def read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Series ``name -> (global steps, values)`` from a run's ``metrics.jsonl``.
+
+    Names: the loss terms (``total``, ``hinge`` …), ``val_rank1``, ``lr``, ``pairs_per_s``.
+    A torn last line (a run killed mid-write) is skipped.
+    """
+    series: dict[str, tuple[list[float], list[float]]] = {}
+
+    def add(name: str, x: float, y) -> None:
+        if y is None or not isinstance(y, (int, float)) or not math.isfinite(y):
+            return
+        xs, ys = series.setdefault(name, ([], []))
+        xs.append(float(x))
+        ys.append(float(y))
+
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or "global_step" not in rec:
+                continue
+            x = rec["global_step"]
+            for key, value in rec.items():
+                if key.startswith("loss_"):
+                    add(key[len("loss_"):], x, value)
+            for key in ("val_rank1", "lr", "pairs_per_s"):
+                if key in rec:
+                    add(key, x, rec[key])
+    return series
+
+
+def explain(exc: BaseException, run_dir: Path | None) -> str:
+    """A failure in plain words (what happened, what to do), naming the kept run folder."""
+    kept = f"\n\nThe run folder is kept: {run_dir}" if run_dir is not None else ""
+    if isinstance(exc, FrameError):
+        return (f"A frame of the dataset cannot be read, so training stopped.\n{exc}\n"
+                f"Replace or remove that file (or exclude its tracklet) and start again.{kept}")
+    if isinstance(exc, ReidViewerError):
+        return f"{exc}{kept}"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"The disk is full: {exc.filename or ''} could not be written. Free some space and resume.{kept}"
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return f"The device ran out of memory. Lower 'pairs per step' (or pick the CPU) and resume.{kept}"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=4))
+    return f"Training failed unexpectedly: {type(exc).__name__}: {exc}{kept}\n\nDetails:\n{tb}"
+
+
+class TrainingWorker(QObject):
+    """Runs ``engine.train.train`` once; lives in its own ``QThread``.
+
+    Signals (queued to the GUI thread):
+        progress(TrainProgress): a progress report (at most ~10 a second).
+        finished(TrainOutcome): the run finished or was stopped (``outcome.stopped``).
+        failed(str): the run failed; the message is in plain words.
+    """
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, config, workspace, resume: bool = False, dataset=None, threads: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.workspace = workspace
+        self.resume = resume
+        self.dataset = dataset
+        self.threads = threads
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step (it saves a checkpoint)."""
+        self.stop_event.set()
+
+    @Slot()
+    def run(self) -> None:
+        from reidviewer.engine.train import run_dir_for, train
+
+        run_dir = None
+        try:
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            run_dir = run_dir_for(self.workspace, self.config.run_name)
+            outcome = train(self.config, self.workspace, progress=self.progress.emit,
+                            should_stop=self.stop_event.is_set, resume=self.resume, dataset=self.dataset)
+        except BaseException as exc:  # noqa: BLE001 — report every failure, never kill the app
+            self.failed.emit(explain(exc, run_dir if run_dir is not None and run_dir.exists() else None))
+            return
+        self.finished.emit(outcome)
+
+
+@dataclass
+class _Series:
+    """Points of one curve of the current run."""
+
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+
+
+class TrainingPanel(QWidget):
+    """Training settings, Start / Stop / Resume / Open in viewer, live curves and run comparison.
+
+    Args:
+        workspace: where runs (``runs/<name>``) and caches live.
+
+    Signals:
+        open_requested(OpenRequest): "Open in viewer" — the main window opens it.
+        state_changed(str): ``running``, ``stopping``, ``stopped``, ``finished`` or ``failed``.
+        run_finished(object): the ``TrainOutcome`` of a finished or stopped run.
+        run_failed(str): the plain-words message of a failed run.
+    """
+
+    open_requested = Signal(object)
+    state_changed = Signal(str)
+    run_finished = Signal(object)
+    run_failed = Signal(str)
+
+    def __init__(self, workspace, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.thread: QThread | None = None
+        self.worker: TrainingWorker | None = None
+        self.state = "idle"
+        self.run_dir: Path | None = None
+        self.outcome = None
+        self.config = None
+        self.viewer_dataset = None     # the dataset object the viewer has open (annotations applied)
+        self.viewer_request: viewmodel.OpenRequest | None = None
+        self.threads: int | None = None  # torch threads in the worker (None: torch's default)
+        self._after_stop: list = []
+        self._devices_listed = False
+        self._stop_asked_at: float | None = None
+        self.series: dict[str, _Series] = {}
+        self.comparisons: dict[str, list[pg.PlotDataItem]] = {}
+        self._build()
+        self._set_controls()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.root_edit = QLineEdit()
+        self.root_edit.setPlaceholderText("dataset folder (default: what the viewer has open)")
+        browse = QPushButton("…")
+        browse.setMaximumWidth(28)
+        browse.clicked.connect(self._browse_root)
+        row = QHBoxLayout()
+        row.addWidget(self.root_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Dataset", row)
+        self.name_edit = QComboBox()
+        self.name_edit.setEditable(True)
+        self.name_edit.addItems(["auto", "synthwalk", "ilidsvid", "prid2011", "mars", "dukevideo", "folder"])
+        self.split_spin = QSpinBox()
+        self.split_spin.setRange(0, 99)
+        row = QHBoxLayout()
+        row.addWidget(self.name_edit, 1)
+        row.addWidget(QLabel("split"))
+        row.addWidget(self.split_spin)
+        form.addRow("Reader", row)
+
+        self.head_combo = QComboBox()
+        for key, text in HEADS:
+            self.head_combo.addItem(text, key)
+        self.iterations_spin = QSpinBox()
+        self.iterations_spin.setRange(0, 10)
+        self.iterations_spin.setValue(3)
+        self.iterations_spin.setPrefix("K = ")
+        self.head_combo.currentIndexChanged.connect(self._on_head)
+        row = QHBoxLayout()
+        row.addWidget(self.head_combo, 1)
+        row.addWidget(self.iterations_spin)
+        form.addRow("Head", row)
+
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 100000)
+        self.epochs_spin.setValue(1000)
+        self.eval_spin = QSpinBox()
+        self.eval_spin.setRange(0, 100000)
+        self.eval_spin.setValue(100)
+        self.eval_spin.setToolTip("Validation rank-1 every N epochs (0: only never)")
+        row = QHBoxLayout()
+        row.addWidget(self.epochs_spin, 1)
+        row.addWidget(QLabel("validate every"))
+        row.addWidget(self.eval_spin)
+        form.addRow("Epochs", row)
+
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 10.0)
+        self.lr_spin.setSingleStep(1e-4)
+        self.lr_spin.setValue(1e-3)
+        self.milestones_edit = QLineEdit("300, 600")
+        self.milestones_edit.setToolTip("Epochs at which the learning rate is divided by 10")
+        row = QHBoxLayout()
+        row.addWidget(self.lr_spin, 1)
+        row.addWidget(QLabel("milestones"))
+        row.addWidget(self.milestones_edit, 1)
+        form.addRow("Learning rate", row)
+
+        self.pairs_spin = QSpinBox()
+        self.pairs_spin.setRange(1, 4096)
+        self.pairs_spin.setValue(1)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(1)
+        row = QHBoxLayout()
+        row.addWidget(self.pairs_spin, 1)
+        row.addWidget(QLabel("seed"))
+        row.addWidget(self.seed_spin, 1)
+        form.addRow("Pairs per step", row)
+
+        self.flow_check = QCheckBox("optical flow")
+        self.flow_check.setChecked(True)
+        self.run_edit = QLineEdit()
+        self.run_edit.setPlaceholderText("run name (default: head and time)")
+        row = QHBoxLayout()
+        row.addWidget(self.run_edit, 1)
+        row.addWidget(self.flow_check)
+        form.addRow("Run", row)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("auto (a GPU when present, else the CPU)", "auto")
+        form.addRow("Device", self.device_combo)
+
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.open_button = QPushButton("Open in viewer")
+        self.compare_button = QPushButton("Compare runs…")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.open_button.clicked.connect(self.open_in_viewer)
+        self.compare_button.clicked.connect(self._ask_compare)
+        self.start_button.setToolTip("Start a new run with these settings")
+        self.stop_button.setToolTip("Stop after the current step and save a checkpoint")
+        self.resume_button.setToolTip("Continue the run named above from its last checkpoint")
+        self.open_button.setToolTip("Load the run's checkpoint in the viewer and recompute the results")
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.stop_button, self.resume_button, self.open_button):
+            buttons.addWidget(b)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error.setStyleSheet("color: #b00020; background: #fdecea; padding: 4px; border-radius: 3px;")
+        self.error.setVisible(False)
+
+        settings = QWidget()
+        col = QVBoxLayout(settings)
+        col.setContentsMargins(4, 4, 4, 4)
+        col.addLayout(form)
+        col.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.compare_button)
+        col.addLayout(row)
+        col.addWidget(self.status)
+        col.addWidget(self.error)
+        col.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+
+        pg.setConfigOptions(antialias=True)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground("w")
+        self.loss_plot = self._plot("loss", row=0, legend=True)
+        self.rank1_plot = self._plot("validation rank-1", row=1, legend=True)
+        self.rank1_plot.setYRange(0, 1, padding=0.02)
+        self.lr_plot = self._plot("learning rate", row=2)
+        self.rate_plot = self._plot("pairs/s", row=3)
+        self.rate_plot.setLabel("bottom", "step")
+        for p in (self.rank1_plot, self.lr_plot, self.rate_plot):
+            p.setXLink(self.loss_plot)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for k, term in enumerate(LOSS_TERMS):
+            self.curves[term] = self.loss_plot.plot([], [], name=term, pen=pg.mkPen(iteration_color(k), width=2 if term == "total" else 1.2))
+        self.curves["val_rank1"] = self.rank1_plot.plot([], [], name="this run", pen=pg.mkPen(iteration_color(0), width=2),
+                                                        symbol="o", symbolSize=5, symbolBrush=iteration_color(0))
+        self.curves["lr"] = self.lr_plot.plot([], [], pen=pg.mkPen(iteration_color(2), width=1.5), stepMode=None)
+        self.curves["pairs_per_s"] = self.rate_plot.plot([], [], pen=pg.mkPen(iteration_color(5), width=1.2))
+        self.eta_label = QLabel("")
+        plots_box = QWidget()
+        pcol = QVBoxLayout(plots_box)
+        pcol.setContentsMargins(0, 0, 0, 0)
+        pcol.addWidget(self.plots, 1)
+        pcol.addWidget(self.eta_label)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(scroll)
+        split.addWidget(plots_box)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.form_widgets = [self.root_edit, browse, self.name_edit, self.split_spin, self.head_combo,
+                             self.iterations_spin, self.epochs_spin, self.eval_spin, self.lr_spin,
+                             self.milestones_edit, self.pairs_spin, self.seed_spin, self.flow_check,
+                             self.run_edit, self.device_combo]
+
+    def _plot(self, title: str, row: int, legend: bool = False) -> pg.PlotItem:
+        p = self.plots.addPlot(row=row, col=0)
+        p.setTitle(title, size="9pt", color="k")
+        p.showGrid(x=True, y=True, alpha=0.25)
+        p.setMenuEnabled(False)
+        p.hideButtons()
+        if legend:
+            p.addLegend(offset=(-4, 4), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200),
+                        colCount=3, verSpacing=-6, horSpacing=6)
+        return p
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        # Listing devices imports torch (a second or two): done when the panel is first seen.
+        self.list_devices()
+        super().showEvent(event)
+
+    def list_devices(self) -> None:
+        """Fill the device box with ``auto`` and every device torch reports (once)."""
+        if self._devices_listed:
+            return
+        self._devices_listed = True
+        current = self.device_combo.currentData()
+        self.device_combo.clear()
+        for key, text in device_choices():
+            self.device_combo.addItem(text, key)
+        self.set_device(current or "auto")
+
+    def set_device(self, device: str) -> None:
+        """Pick ``device`` (``auto``, ``cpu``, ``cuda:0`` …) in the device box."""
+        i = self.device_combo.findData(device)
+        if i < 0:
+            self.device_combo.addItem(device, device)
+            i = self.device_combo.count() - 1
+        self.device_combo.setCurrentIndex(i)
+
+    def _on_head(self) -> None:
+        self.iterations_spin.setEnabled(self.state not in ("running", "stopping")
+                                        and self.head_combo.currentData() in ("ran", "softmax"))
+
+    def _browse_root(self) -> None:
+        root = QFileDialog.getExistingDirectory(self, "Dataset folder to train on", self.root_edit.text())
+        if root:
+            self.root_edit.setText(root)
+
+    # ------------------------------------------------------------------ viewer link
+    def set_viewer_dataset(self, request: viewmodel.OpenRequest, dataset=None) -> None:
+        """Default the dataset fields to what the viewer has open (unless a run is going)."""
+        self.viewer_request = request
+        self.viewer_dataset = dataset
+        if self.is_running() or request.root is None:
+            return
+        self.root_edit.setText(str(request.root))
+        name = dataset.name if dataset is not None and request.name == "auto" else request.name
+        self.name_edit.setCurrentText(name)
+        self.split_spin.setValue(request.split)
+
+    # ------------------------------------------------------------------ config
+    def config_from_form(self):
+        """The ``TrainConfig`` the form describes; raises ValueError on a bad field."""
+        from reidviewer.engine.train import TrainConfig
+
+        root = self.root_edit.text().strip()
+        if not root:
+            raise ValueError("Choose a dataset folder to train on (or open one in the viewer).")
+        if not Path(root).expanduser().is_dir():
+            raise ValueError(f"{root}: no such dataset folder.")
+        try:
+            milestones = tuple(int(m) for m in self.milestones_edit.text().replace(";", ",").split(",") if m.strip())
+        except ValueError:
+            raise ValueError(f"Milestones must be epoch numbers separated by commas, got {self.milestones_edit.text()!r}.") from None
+        head = self.head_combo.currentData()
+        name = self.run_edit.text().strip() or time.strftime(f"{head}-%Y%m%d-%H%M%S")
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"A run name is a plain folder name, got {name!r}.")
+        protocol = None
+        if self.viewer_request is not None and self.viewer_request.root is not None \
+                and Path(root) == Path(self.viewer_request.root):
+            protocol = self.viewer_request.protocol
+        return TrainConfig(
+            root=str(Path(root).expanduser()), dataset=self.name_edit.currentText().strip() or "auto",
+            protocol=protocol, split=self.split_spin.value(), head=head,
+            iterations=self.iterations_spin.value() if head in ("ran", "softmax") else 0,
+            epochs=self.epochs_spin.value(), lr=self.lr_spin.value(), milestones=milestones,
+            pairs_per_step=self.pairs_spin.value(), seed=self.seed_spin.value(),
+            device=self.device_combo.currentData() or "auto", eval_every=self.eval_spin.value(),
+            use_flow=self.flow_check.isChecked(), run_name=name,
+        )
+
+    def _unique_name(self, name: str) -> str:
+        """``name``, or ``name-2``, ``name-3`` … so Start never overwrites a kept run."""
+        base, n, out = name, 1, name
+        while (self.workspace.runs_dir / out).exists():
+            n += 1
+            out = f"{base}-{n}"
+        return out
+
+    def _dataset_for(self, config):
+        """The viewer's dataset object when training on what it shows (annotations applied)."""
+        r = self.viewer_request
+        if self.viewer_dataset is not None and r is not None and r.root is not None \
+                and Path(config.root) == Path(r.root) and config.dataset in ("auto", self.viewer_dataset.name):
+            return self.viewer_dataset
+        return None
+
+    # ------------------------------------------------------------------ actions
+    def is_running(self) -> bool:
+        """True while a run's thread is alive (running or stopping)."""
+        return self.thread is not None
+
+    def start(self) -> None:
+        """Start a new run with the form's settings."""
+        if self.is_running():
+            return
+        try:
+            config = self.config_from_form()
+        except ValueError as exc:
+            self._show_error(str(exc))
+            return
+        config.run_name = self._unique_name(config.run_name)
+        self.run_edit.setText(config.run_name)
+        self.clear_curves()
+        self._launch(config, resume=False)
+
+    def resume(self) -> None:
+        """Continue the run named in the form from its last saved state."""
+        if self.is_running():
+            return
+        from reidviewer.engine.train import TrainConfig
+
+        name = self.run_edit.text().strip()
+        run_dir = self.workspace.runs_dir / name if name else None
+        if run_dir is None or not (run_dir / "state.json").is_file():
+            self._show_error(f"Nothing to resume: no saved run named {name!r} in {self.workspace.runs_dir}.")
+            return
+        try:
+            config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            self._show_error(f"{run_dir / 'config.json'}: cannot read the run's settings ({exc}).")
+            return
+        config.device = self.device_combo.currentData() or config.device  # the run may move device
+        self.clear_curves()
+        self._load_history(run_dir)
+        self._launch(config, resume=True)
+
+    def _launch(self, config, resume: bool) -> None:
+        from reidviewer.engine.train import run_dir_for
+
+        self.config = config
+        self.outcome = None
+        self.run_dir = run_dir_for(self.workspace, config.run_name)
+        self.error.setVisible(False)
+        self.worker = TrainingWorker(config, self.workspace, resume=resume, dataset=self._dataset_for(config),
+                                     threads=self.threads)
+        self.thread = QThread(self)
+        self.thread.setObjectName(f"training {config.run_name}")
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.thread.finished.connect(self._on_thread_done)
+        self.status.setText(f"{'Resuming' if resume else 'Starting'} {config.run_name}: preparing the data…")
+        self.progress.setRange(0, 0)
+        self._set_state("running")
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; it saves a checkpoint."""
+        if self.worker is None or self.state != "running":
+            return
+        self._stop_asked_at = time.monotonic()
+        self.worker.stop()
+        self.status.setText("Stopping after this step (saving a checkpoint)…")
+        self._set_state("stopping")
+
+    def stop_then(self, callback) -> None:
+        """Stop the run and call ``callback()`` once its thread is over (at once if none)."""
+        if not self.is_running():
+            callback()
+            return
+        self._after_stop.append(callback)
+        self.stop()
+
+    def wait(self, ms: int = 30000) -> bool:
+        """Block until the run's thread is over (for shutdown); True if it is."""
+        return self.thread is None or self.thread.wait(ms)
+
+    def open_in_viewer(self) -> None:
+        """Ask the viewer to load the run's checkpoint (it recomputes the results)."""
+        if self.run_dir is None or self.config is None:
+            return
+        ckpt = self.run_dir / "last.safetensors"
+        if not ckpt.is_file():
+            self._show_error(f"{ckpt}: the run has no checkpoint yet.")
+            return
+        c = self.config
+        request = viewmodel.OpenRequest(root=Path(c.root), name=c.dataset, protocol=c.protocol, checkpoint=ckpt,
+                                        split=c.split)
+        self.status.setText(f"Opening {c.run_name} in the viewer…")
+        self.open_requested.emit(request)
+
+    def confirm_close(self, parent: QWidget, close_again) -> bool:
+        """Called when the window closes: True to close now.
+
+        During a run, asks whether to stop it (saving a checkpoint, then ``close_again()`` is
+        called) or to keep waiting (the window stays open).
+        """
+        if not self.is_running():
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          f"The run {self.config.run_name if self.config else ''} is still training.\n"
+                          "Stop it (a checkpoint is saved) and close, or keep waiting?", parent=parent)
+        stop = box.addButton("Stop and close", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep waiting", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stop)
+        box.setObjectName("training_close_question")
+        box.exec()
+        if box.clickedButton() is stop:
+            self.stop_then(close_again)
+        return False
+
+    # ------------------------------------------------------------------ worker signals
+    def _on_progress(self, p) -> None:
+        self.progress.setRange(0, max(p.total_steps, 1))
+        self.progress.setValue(p.global_step)
+        x = float(p.global_step)
+        if p.losses:
+            for term, value in p.losses.items():
+                self._append(term, x, value)
+            self._append("lr", x, p.lr)
+            self._append("pairs_per_s", x, p.pairs_per_s)
+        if p.message.startswith("validation") and p.val_rank1 is not None:
+            self._append("val_rank1", x, p.val_rank1)
+        losses = "  ".join(f"{k} {v:.3f}" for k, v in p.losses.items())
+        if self.state == "running":
+            self.status.setText(f"{self.config.run_name}: epoch {p.epoch + 1}/{p.epochs}, step {p.step}/{p.steps_per_epoch}"
+                                + (f" — {p.message}" if p.message else ""))
+        val = f"   val rank-1 {100 * p.val_rank1:.1f}%" if p.val_rank1 is not None else ""
+        eta = f"ETA {_duration(p.eta_s)}" if math.isfinite(p.eta_s) else "ETA –"
+        self.eta_label.setText(f"{eta}   {p.pairs_per_s:.1f} pairs/s   lr {p.lr:g}{val}\n{losses}")
+
+    def _on_finished(self, outcome) -> None:
+        self.outcome = outcome
+        self.run_dir = outcome.run_dir
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0 if outcome.stopped else 1)
+        val = f", validation rank-1 {100 * outcome.val_rank1:.1f}%" if outcome.val_rank1 is not None else ""
+        took = f" in {time.monotonic() - self._stop_asked_at:.1f} s" if outcome.stopped and self._stop_asked_at else ""
+        self.status.setText(f"{outcome.run_dir.name} {'stopped' + took if outcome.stopped else 'finished'} after "
+                            f"{outcome.epochs_done} epochs ({outcome.global_step} steps){val}. "
+                            f"Checkpoint: {outcome.checkpoint}")
+        self._final_state = "stopped" if outcome.stopped else "finished"
+        self.thread.quit()
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self._show_error(message)
+        self.status.setText("The run failed; the app goes on.")
+        self._final_state = "failed"
+        self._failed_message = message
+        self.thread.quit()
+
+    def _on_thread_done(self) -> None:
+        state = getattr(self, "_final_state", "failed")
+        self.thread.deleteLater()
+        self.worker.deleteLater()
+        self.thread = None
+        self.worker = None
+        self._stop_asked_at = None
+        self._set_state(state)
+        if state == "failed":
+            self.run_failed.emit(getattr(self, "_failed_message", ""))
+        else:
+            self.run_finished.emit(self.outcome)
+        callbacks, self._after_stop = self._after_stop, []
+        for cb in callbacks:
+            cb()
+
+    # ------------------------------------------------------------------ state
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if state == "running":
+            self._final_state = "failed"
+        self._set_controls()
+        self.state_changed.emit(state)
+
+    def _set_controls(self) -> None:
+        busy = self.state in ("running", "stopping")
+        for w in self.form_widgets:
+            w.setEnabled(not busy)
+        self._on_head()
+        self.start_button.setEnabled(not busy)
+        self.stop_button.setEnabled(self.state == "running")
+        has_state = self.run_dir is not None and (self.run_dir / "state.json").is_file()
+        self.resume_button.setEnabled(not busy and (has_state or self.state == "idle"))
+        has_ckpt = self.run_dir is not None and (self.run_dir / "last.safetensors").is_file()
+        self.open_button.setEnabled(not busy and has_ckpt)
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(True)
+
+    # ------------------------------------------------------------------ curves
+    def _append(self, name: str, x: float, y: float) -> None:
+        if y is None or not math.isfinite(y):
+            return
+        s = self.series.setdefault(name, _Series())
+        s.xs.append(x)
+        s.ys.append(float(y))
+        curve = self.curves.get(name)
+        if curve is not None:
+            curve.setData(np.asarray(s.xs), np.asarray(s.ys))
+
+    def clear_curves(self) -> None:
+        """Empty the current run's curves (comparisons stay)."""
+        self.series.clear()
+        for c in self.curves.values():
+            c.setData([], [])
+        self.eta_label.setText("")
+
+    def _load_history(self, run_dir: Path) -> None:
+        log = run_dir / "metrics.jsonl"
+        if not log.is_file():
+            return
+        for name, (xs, ys) in read_metrics(log).items():
+            for x, y in zip(xs, ys):
+                s = self.series.setdefault(name, _Series())
+                s.xs.append(x)
+                s.ys.append(y)
+        for name, s in self.series.items():
+            if name in self.curves:
+                self.curves[name].setData(np.asarray(s.xs), np.asarray(s.ys))
+
+    def _ask_compare(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Runs to compare (their metrics.jsonl)",
+                                                str(self.workspace.runs_dir), "Metrics logs (metrics.jsonl)")
+        for p in paths:
+            self.add_comparison(Path(p))
+
+    def add_comparison(self, path: Path) -> str:
+        """Overlay a finished run's total loss and validation rank-1 (dashed) on the curves.
+
+        Args:
+            path: a run folder or its ``metrics.jsonl``.
+
+        Returns:
+            The run's name as shown in the legends.
+
+        Raises:
+            ValueError: the file is missing or holds no metrics.
+        """
+        log = path / "metrics.jsonl" if path.is_dir() else path
+        if not log.is_file():
+            raise ValueError(f"{log}: no metrics log here")
+        series = read_metrics(log)
+        if not series:
+            raise ValueError(f"{log}: the metrics log holds no records")
+        name = log.parent.name
+        self.remove_comparison(name)
+        color = ITERATION_COLORS[(len(self.comparisons) + 3) % len(ITERATION_COLORS)]
+        pen = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
+        items = []
+        if "total" in series:
+            items.append(self.loss_plot.plot(*series["total"], name=f"{name} (total)", pen=pen))
+        if "val_rank1" in series:
+            items.append(self.rank1_plot.plot(*series["val_rank1"], name=name, pen=pen, symbol="t", symbolSize=6,
+                                              symbolBrush=color))
+        self.comparisons[name] = items
+        return name
+
+    def remove_comparison(self, name: str) -> None:
+        """Remove a compared run's curves."""
+        for item in self.comparisons.pop(name, []):
+            for plot in (self.loss_plot, self.rank1_plot):
+                if item in plot.listDataItems():
+                    plot.removeItem(item)
+                    if plot.legend is not None:
+                        plot.legend.removeItem(item)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
