@@ -77,6 +77,8 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.add_argument("--no-true-match", action="store_true",
                    help="ranking: do not add the first true match when it ranks below the top-k")
     p.add_argument("--no-occlusion", action="store_true", help="attention: no occlusion row (SynthWalk)")
+    p.add_argument("--attention-scale", default="fixed", choices=("fixed", "stretch"),
+                   help="attention: colours for α on 0-1 (fixed, as the app) or stretched to the figure's range")
     p.set_defaults(func=cmd_export)
 
 
@@ -155,6 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         show_true_match=not args.no_true_match,
         compare=args.compare,
         show_occlusion=not args.no_occlusion,
+        attention_scale=args.attention_scale,
         labels=tuple(labels),
         max_rank=args.max_rank,
     )

@@ -80,7 +80,8 @@ def render_sheet(config: SynthConfig, ids: list[int], frames: int, step: int, sc
             if ratio > 0:
                 cv2.rectangle(sheet, (x0 - 1, y0 - 1), (x0 + w, y0 + h), (220, 30, 30), 2)
             colour = (200, 20, 20) if ratio > 0 else (110, 110, 110)
-            cv2.putText(sheet, f"{t}: {ratio:.2f}", (x0 + 1, y0 + h + 12), font, 0.33 * max(1, scale * 0.8),
+            shown = "<0.01" if 0 < ratio < 0.005 else f"{ratio:.2f}"
+            cv2.putText(sheet, f"{t}: {shown}", (x0 + 1, y0 + h + 12), font, 0.33 * max(1, scale * 0.8),
                         colour, 1, cv2.LINE_AA)
     return sheet
 

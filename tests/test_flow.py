@@ -73,13 +73,13 @@ def test_one_frame_tracklet_has_zero_flow_and_a_notice():
 
 def test_edge_gets_normal_flow_along_the_gradient():
     # Vertical stripes (intensity varies along x only) moving diagonally: the aperture problem.
-    # λ2 = 0, so only the component along the gradient (x) is recoverable; v must be 0.
+    # λ2 = 0, so only the component along the gradient (x) is recoverable; v must be ~0.
     gray = np.rint(moving_gray(3, 1.0, 1.0))
     stripes = np.repeat(gray[:, 64:65, :], 128, axis=1)  # one row repeated: no y variation
     flow = dense_lk(stripes)
     u = _interior(flow[1:, 0])
     assert abs(np.median(u) - 1.0) < 0.2
-    assert np.all(flow[:, 1] == 0)
+    assert np.abs(flow[:, 1]).max() < 1e-3  # rounding noise only
 
 
 def test_default_threshold_keeps_noise_out_of_flat_areas():

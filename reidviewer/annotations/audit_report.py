@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reidviewer.annotations.audit import OCCLUSION_THRESHOLD, AttentionAudit, audit_attention, occlusion_flags, store_flags
+from reidviewer.annotations.audit import OCCLUSION_THRESHOLD, AttentionAudit, audit_attention, occlusion_flags
 from reidviewer.annotations.edits import AnnotationError
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.transforms import sample_test_clip
@@ -71,13 +71,14 @@ def run_audit(
     if len(results.attention_tracklets) == 0:
         raise AnnotationError(None, "the results hold no attention traces (a model without attention?)")
     traces, frames = traced_frames(dataset, results)
+    length = {t.key: len(t.frames) for t in dataset.tracklets}
     audits: dict[str, AttentionAudit] = {}
     problems: list[str] = []
     if store is not None and store.frame_flags():
         masks = {}
         for key, fl in store.frame_flags().items():
             if key in traces:
-                m = np.zeros(len(dataset.tracklets[_index(dataset, key)].frames), dtype=bool)
+                m = np.zeros(length[key], dtype=bool)
                 m[[f for f in fl if 0 <= f < len(m)]] = True
                 masks[key] = m
         try:
@@ -88,7 +89,7 @@ def run_audit(
             problems.append(f"annotations: {exc}")
     if dataset.occlusion:
         occ = occlusion_flags(dataset.occlusion, threshold)
-        occ = {k: v for k, v in occ.items() if k in traces and len(v) == len(dataset.tracklets[_index(dataset, k)].frames)}
+        occ = {k: v for k, v in occ.items() if k in traces and len(v) == length[k]}
         try:
             audits["occlusion"] = audit_attention(traces, occ, frame_indices=frames, source=f"occlusion > {threshold:g}")
         except AnnotationError as exc:
@@ -112,18 +113,6 @@ def run_audit(
         "sources": {k: a.to_json() for k, a in audits.items()},
         "problems": problems,
     }
-
-
-_INDEX_CACHE: dict[int, dict[str, int]] = {}
-
-
-def _index(dataset: VideoDataset, key: str) -> int:
-    table = _INDEX_CACHE.get(id(dataset))
-    if table is None or len(table) != len(dataset.tracklets):
-        table = {t.key: t.index for t in dataset.tracklets}
-        _INDEX_CACHE.clear()
-        _INDEX_CACHE[id(dataset)] = table
-    return table[key]
 
 
 def _fmt(x: float | None) -> str:

@@ -45,6 +45,7 @@ KIND_NAMES = {
 SIZE_NAMES = {"single": "Single column (3.3 in)", "double": "Double column (6.9 in)", "custom": "Custom"}
 FORMAT_NAMES = {"pdf": "PDF", "svg": "SVG", "png": "PNG"}
 QUERY_NAMES = {"current": "Current query", "failures": "Worst failures", "first": "First queries"}
+SCALE_NAMES = {"fixed": "α on 0–1 (as in the viewer)", "stretch": "Stretched to the figure's range"}
 COMPARE_NAMES = {"none": "Nothing", "gallery": "Current gallery item", "top1": "Top-1", "match": "First true match"}
 #: Preview width in pixels (the figure is rendered at the dpi that gives it).
 PREVIEW_PX = 640
@@ -155,6 +156,8 @@ class ExportDialog(QDialog):
         queries.addWidget(self.queries_box, 1)
         queries.addWidget(self.count_spin)
         self.compare_box = _combo(COMPARE_NAMES, "gallery" if self.gallery_row is not None else "top1")
+        self.scale_box = _combo(SCALE_NAMES, "fixed")
+        self.scale_box.setToolTip("Stretch shows the small differences of nearly uniform attention")
         self.ranks_check = QCheckBox("rank numbers")
         self.ranks_check.setChecked(True)
         self.dist_check = QCheckBox("distances")
@@ -173,6 +176,7 @@ class ExportDialog(QDialog):
         form.addRow("Top-k", self.topk_spin)
         form.addRow("Frames", self.frames_spin)
         form.addRow("Compare with", self.compare_box)
+        form.addRow("Attention colours", self.scale_box)
         labels = QHBoxLayout()
         labels.addWidget(self.ranks_check)
         labels.addWidget(self.dist_check)
@@ -211,13 +215,15 @@ class ExportDialog(QDialog):
         layout.addWidget(self.scroll, 1)
         layout.addWidget(side_w)
 
-        for box in (self.kind_box, self.size_box, self.queries_box, self.compare_box):
+        for box in (self.kind_box, self.size_box, self.queries_box, self.compare_box, self.scale_box):
             box.currentIndexChanged.connect(self._options_changed)
         for spin in (self.width_spin, self.height_spin, self.topk_spin, self.frames_spin, self.count_spin):
             spin.valueChanged.connect(self._options_changed)
         for check in (self.ranks_check, self.dist_check):
             check.toggled.connect(self._options_changed)
-        # Format and dpi do not change the drawing: no new preview.
+        # Format and dpi do not change the drawing: no new preview, only the description.
+        self.format_box.currentIndexChanged.connect(self._refresh_description)
+        self.dpi_spin.valueChanged.connect(self._refresh_description)
 
     # ------------------------------------------------------------------ options
     @property
@@ -267,6 +273,7 @@ class ExportDialog(QDialog):
             show_distances=self.dist_check.isChecked(),
             compare=compare,
             gallery_row=gallery_row if self.kind == "attention" else None,
+            attention_scale=str(self.scale_box.currentData()),
         )
 
     def _sync_enabled(self) -> None:
@@ -282,6 +289,7 @@ class ExportDialog(QDialog):
         self.ranks_check.setEnabled(kind == "ranking")
         self.dist_check.setEnabled(kind in ("ranking", "failures"))
         self.compare_box.setEnabled(kind == "attention")
+        self.scale_box.setEnabled(kind == "attention")
         self.add_curve.setVisible(kind == "cmc")
 
     def _options_changed(self, *_: Any) -> None:
@@ -311,6 +319,7 @@ class ExportDialog(QDialog):
         self.status.setText("rendering…")
         job = Job(lambda progress, cancel: render_png(kind, dataset, results, options, dpi))
         job.generation = generation  # type: ignore[attr-defined]
+        job.dpi = dpi  # type: ignore[attr-defined]
         # Bound methods of this QObject: the signals arrive queued on the GUI thread.
         job.signals.finished.connect(self._preview_done)
         job.signals.failed.connect(self._preview_failed)
@@ -321,6 +330,7 @@ class ExportDialog(QDialog):
         """Forget the finished render job; return the options generation it drew."""
         job, self._rendering = self._rendering, None
         self._retired = job  # kept until the next one: the pool thread may still be leaving run()
+        self._shown_dpi = getattr(job, "dpi", self._preview_dpi())
         return getattr(job, "generation", -1)
 
     def _preview_done(self, png: bytes) -> None:
@@ -332,9 +342,20 @@ class ExportDialog(QDialog):
         image = QImage.fromData(png, "PNG")
         self._pixmap = QPixmap.fromImage(image)
         self._show_pixmap()
-        self.status.setText(f"{image.width()} × {image.height()} px preview; "
-                            f"saved at {self.dpi_spin.value()} dpi as {FORMAT_NAMES[self.file_format]}")
+        self.status.setText(self._describe_output(image.width(), image.height()))
         self.preview_ready.emit()
+
+    def _describe_output(self, w: int, h: int) -> str:
+        """What Save will write: the figure's size in inches (and pixels for PNG)."""
+        dpi = getattr(self, "_shown_dpi", None) or self._preview_dpi()
+        w_in, h_in = w / dpi, h / dpi
+        text = f"{w_in:.2f} × {h_in:.2f} in"
+        if self.file_format == "png":
+            d = self.dpi_spin.value()
+            text += f", {round(w_in * d)} × {round(h_in * d)} px at {d} dpi"
+        else:
+            text += f", {FORMAT_NAMES[self.file_format]} with embedded fonts"
+        return text
 
     def _preview_failed(self, message: str) -> None:
         generation = self._finish_render()
@@ -347,6 +368,11 @@ class ExportDialog(QDialog):
         self.preview.setText("no preview")
         self.status.setText(message.splitlines()[0] if message else "rendering failed")
         self.failed.emit(message)
+
+    def _refresh_description(self, *_: Any) -> None:
+        pix = getattr(self, "_pixmap", None)
+        if pix is not None and not pix.isNull() and self._rendering is None:
+            self.status.setText(self._describe_output(pix.width(), pix.height()))
 
     def _show_pixmap(self) -> None:
         pix = getattr(self, "_pixmap", None)
@@ -436,6 +462,13 @@ class ExportDialog(QDialog):
         super().done(result)
 
 
+def failures_batch_dialog(parent: QWidget | None, dataset: Any, results: Any, workspace: Any,
+                          count: int = 8) -> ExportDialog:
+    """The dialog set up to export the ``count`` worst failure cases as one figure (Failures view)."""
+    return ExportDialog("failures", dataset, results, None, None, workspace, parent,
+                        query_mode="failures", count=count)
+
+
 def open_export_dialog(parent: QWidget, kind: str, dataset: Any, results: Any, query_row: int | None,
                        gallery_row: int | None, workspace: Any, **kwargs: Any) -> ExportDialog:
     """Create and show (non-modal) an ``ExportDialog``; for the main window's menu and views."""
@@ -445,4 +478,4 @@ def open_export_dialog(parent: QWidget, kind: str, dataset: Any, results: Any, q
     return dialog
 
 
-__all__: Sequence[str] = ("ExportDialog", "open_export_dialog")
+__all__: Sequence[str] = ("ExportDialog", "failures_batch_dialog", "open_export_dialog")

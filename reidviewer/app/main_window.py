@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from reidviewer.app import viewmodel
+from reidviewer.app.annotations_panel import AnnotationController
 from reidviewer.app.attention_plot import AttentionPlot
 from reidviewer.app.failures_view import FailuresView
 from reidviewer.app.frame_loader import FrameLoader
@@ -163,6 +164,8 @@ class MainWindow(QMainWindow):
         self.metrics = MetricsPanel()
         self.tabs.addTab(self.failures, "Failures")
         self.tabs.addTab(self.metrics, "Metrics")
+        self.annotations = AnnotationController(self)
+        self.tabs.addTab(self.annotations.panel, "Annotations")
         self.training = TrainingPanel(self.workspace)
         self.training.open_requested.connect(self.open)
         self.tabs.addTab(self.training, "Training")
@@ -206,6 +209,7 @@ class MainWindow(QMainWindow):
             "next_iteration": lambda: self.set_iteration(self.iteration + 1),
             "help": self.show_help,
             "open_dataset": self._ask_open_dataset,
+            **self.annotations.shortcut_handlers(),
         }
         self.shortcuts: dict[str, list[QShortcut]] = {}
         for s in SHORTCUTS:
@@ -316,6 +320,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.setWindowTitle(f"reidviewer — {session.title}")
         self.status_text.setText(session.status)
+        self.annotations.open_for(session)  # fills session.frame_flag_map before the views read it
         self.queries.set_rows(session.query_rows())
         self.failures.set_cases(session.failure_cases(), session.num_queries)
         self.metrics.set_metrics(session.metrics(), session.per_query_ap(), session.metrics_source())
@@ -483,4 +488,5 @@ class MainWindow(QMainWindow):
         self.loader.clear_queue()
         self.pool.waitForDone(3000)
         self.loader.wait_idle(3000)
+        self.annotations.close()
         super().closeEvent(event)

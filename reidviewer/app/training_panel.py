@@ -333,9 +333,15 @@ class TrainingPanel(QWidget):
         self.error.setVisible(False)
 
         settings = QWidget()
-        col = QVBoxLayout(settings)
-        col.setContentsMargins(4, 4, 4, 4)
-        col.addLayout(form)
+        settings.setLayout(form)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        # The buttons, progress and messages stay in view however small the form area is.
+        top = QWidget()
+        col = QVBoxLayout(top)
+        col.setContentsMargins(2, 2, 2, 2)
+        col.addWidget(scroll, 1)
         col.addLayout(buttons)
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
@@ -343,10 +349,6 @@ class TrainingPanel(QWidget):
         col.addLayout(row)
         col.addWidget(self.status)
         col.addWidget(self.error)
-        col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(settings)
 
         pg.setConfigOptions(antialias=True)
         self.plots = pg.GraphicsLayoutWidget()
@@ -359,6 +361,8 @@ class TrainingPanel(QWidget):
         self.rate_plot.setLabel("bottom", "step")
         for p in (self.rank1_plot, self.lr_plot, self.rate_plot):
             p.setXLink(self.loss_plot)
+        for r, stretch in enumerate((3, 2, 1, 1)):  # the loss and rank-1 curves matter most
+            self.plots.ci.layout.setRowStretchFactor(r, stretch)
         self.curves: dict[str, pg.PlotDataItem] = {}
         for k, term in enumerate(LOSS_TERMS):
             self.curves[term] = self.loss_plot.plot([], [], name=term, pen=pg.mkPen(iteration_color(k), width=2 if term == "total" else 1.2))
@@ -374,10 +378,10 @@ class TrainingPanel(QWidget):
         pcol.addWidget(self.eta_label)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(scroll)
+        split.addWidget(top)
         split.addWidget(plots_box)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)

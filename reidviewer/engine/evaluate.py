@@ -158,6 +158,23 @@ def extract(
     return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
 
 
+def preprocess_config_of(meta: dict):
+    """The preprocessing a checkpoint was trained with (its JSON records it), else the default.
+
+    Evaluating with other preprocessing than training used (say, without flow) would give
+    numbers that belong to neither, so the checkpoint's own settings win.
+    """
+    from reidviewer.data.preprocess import PreprocessConfig
+
+    recorded = meta.get("preprocess") if isinstance(meta, dict) else None
+    if not recorded:
+        return PreprocessConfig()
+    try:
+        return PreprocessConfig.from_dict(recorded)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(meta.get("weights_file", "checkpoint"), f"unusable preprocessing settings: {exc}") from None
+
+
 def compute_results(
     dataset: VideoDataset,
     split: int,
@@ -193,10 +210,12 @@ def compute_results(
     progress(0, 1, "loading the checkpoint")
     dev = pick_device(device)
     model, config, meta = load_checkpoint(checkpoint, map_location="cpu")
+    preprocess = preprocess_config_of(meta)
     model.to(dev).eval()
     needed = np.unique(np.concatenate([sp.query, sp.gallery]))
     tail = set(int(i) for i in sp.gallery) if settings.gallery_tail else set()
-    feats, attention = extract(dataset, needed, model, workspace, settings, tail, dev, progress, cancel)
+    feats, attention = extract(dataset, needed, model, workspace, settings, tail, dev, progress, cancel,
+                               preprocess_config=preprocess)
     row_of = {int(t): i for i, t in enumerate(needed)}
     qf = feats[[row_of[int(i)] for i in sp.query]]
     gf = feats[[row_of[int(i)] for i in sp.gallery]]
@@ -221,7 +240,8 @@ def compute_results(
         dataset_fingerprint=dataset.fingerprint,
         protocol=dataset.protocol,
         split=split,
-        settings={**key, "checkpoint": str(checkpoint), "model": config.to_dict()},
+        settings={**key, "checkpoint": str(checkpoint), "model": config.to_dict(),
+                  "preprocess": preprocess.to_dict()},
         annotation_version=annotation_version,
     )
     results.save(path)

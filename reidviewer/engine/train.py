@@ -347,7 +347,7 @@ def train(
     model = build_model(model_cfg).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
 
-    pre_cfg = PreprocessConfig(**config.preprocess)
+    pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
     cache = FrameCache(workspace, dataset, pre_cfg)
     if rank == 0:
         cache.ensure(np.unique(np.concatenate([split.train, split.query, split.gallery])))
@@ -386,7 +386,7 @@ def train(
         "dataset": {"name": dataset.name, "root": str(dataset.root), "protocol": dataset.protocol,
                     "fingerprint": dataset.fingerprint, "split": config.split,
                     "train_ids": sampler.num_ids},
-        "preprocess": dataclasses.asdict(pre_cfg) if dataclasses.is_dataclass(pre_cfg) else {},
+        "preprocess": pre_cfg.to_dict(),
     }
     metrics_log = run_dir / "metrics.jsonl"
     acc: dict[str, float] = {}

@@ -2,9 +2,11 @@
 
 Each block is a strip of evenly spread frames above one heat row per iteration
 (``α(0)`` .. ``α(K)``) covering *every* frame the model saw, so the strip's thumbnails stand over
-the part of each row they belong to (small ticks mark the exact frames shown). Attention is
-drawn as ``α·T`` (1 = uniform weight) on one colour scale for the whole figure, so blocks can be
-compared. SynthWalk records how much of the person each frame hides; that is shown as an extra
+the part of each row they belong to (small ticks mark the exact frames shown). RAN's attention is a
+per-frame sigmoid, ``α ∈ (0, 1)`` (SPEC a.2); it is drawn with viridis on the fixed 0–1 scale
+the app uses, the same for every block so they can be compared, or (``attention_scale
+"stretch"``) stretched to the figure's own range, which shows the small differences of a
+nearly uniform attention — the colour bar then says which range. SynthWalk records how much of the person each frame hides; that is shown as an extra
 grey row, so a reader sees whether attention avoids the occluded frames. With ``compare`` or
 ``gallery_row`` a gallery tracklet's block follows the probe's.
 """
@@ -47,7 +49,7 @@ def iteration_label(k: int) -> str:
 @dataclass
 class _Block:
     tracklet: Tracklet
-    attention: np.ndarray       # (K + 1, T), as α·T
+    attention: np.ndarray       # (K + 1, T)
     start: int                  # first frame the attention covers
     occlusion: np.ndarray | None
     title: str
@@ -68,7 +70,7 @@ def _block(dataset: VideoDataset, results: Results, index: int, title: str, gall
     if show_occlusion and dataset.occlusion and t.key in dataset.occlusion:
         o = np.asarray(dataset.occlusion[t.key], dtype=np.float64)[start:start + T]
         occ = o if len(o) == T else None
-    return _Block(t, att * T, start, occ, title, glyph)
+    return _Block(t, att, start, occ, title, glyph)
 
 
 def _blocks(dataset: VideoDataset, results: Results, options: FigureOptions) -> list[list[_Block]]:
@@ -132,8 +134,13 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
     src = FrameSource()
     aspect = src.aspect_of([b.tracklet for b in blocks])
     k1 = results.attention_iterations
-    vmax = max(float(b.attention.max()) for b in blocks)
-    vmax = max(1.0, float(np.ceil(vmax * 10) / 10))
+    if options.attention_scale == "stretch":
+        vmin = min(float(b.attention.min()) for b in blocks)
+        vmax = max(float(b.attention.max()) for b in blocks)
+        if vmax - vmin < 1e-6:
+            vmin, vmax = vmin - 0.005, vmax + 0.005
+    else:
+        vmin, vmax = 0.0, 1.0
 
     labels = [iteration_label(k) for k in range(k1)]
     any_occ = any(b.occlusion is not None for b in blocks)
@@ -141,7 +148,7 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
     title_h = pt(TITLE_SIZE) * 1.5
     axis_h = pt(LABEL_SIZE) * 1.3
     legend_line = pt(LABEL_SIZE) * 2.6
-    caption = "attention × T  (1 = uniform)"
+    caption = "attention α" + ("  (stretched)" if options.attention_scale == "stretch" else "")
     occ_caption = "person occluded"
     size = LABEL_SIZE - 0.5
 
@@ -213,7 +220,7 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
                 xt = x0 + (i + 0.5) / T * strip_w
                 c.line([xt, xt], [y - pt(1.6), y], "black", lw=0.5)
             for k in range(k1):
-                c.image(b.attention[k][None, :], x0, y, strip_w, HEAT_H, cmap=CMAP, vmin=0.0, vmax=vmax,
+                c.image(b.attention[k][None, :], x0, y, strip_w, HEAT_H, cmap=CMAP, vmin=vmin, vmax=vmax,
                         interpolation="nearest")
                 c.box(x0, y, strip_w, HEAT_H, "#00000055", lw=0.3)
                 c.text(x0 - 0.03, y + HEAT_H / 2, labels[k], size=LABEL_SIZE, ha="right", va="center_baseline")
@@ -232,22 +239,27 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
     # Legend: the colour scale, and the occlusion scale (beside it, or below when there is no room).
     bar_h = HEAT_H * 0.8
     ly = y + pt(LABEL_SIZE) * 0.9
-    _scale(c, x0, ly, bar_w, bar_h, CMAP, vmax, "0", f"{vmax:g}", size)
+    _scale(c, x0, ly, bar_w, bar_h, CMAP, vmin, vmax, _tick(vmin), _tick(vmax), size)
     c.text(x0 + bar_w + 0.05, ly + bar_h / 2, caption, size=size, ha="left", va="center_baseline")
     if any_occ:
         occ_w = bar_w * 0.6
         if two:
             ly += legend_line
         ox = x1 - occ_w
-        _scale(c, ox, ly, occ_w, bar_h, "Greys", 1.0, "0", "100%", size)
+        _scale(c, ox, ly, occ_w, bar_h, "Greys", 0.0, 1.0, "0", "100%", size)
         c.text(ox - 0.05, ly + bar_h / 2, occ_caption, size=size, ha="right", va="center_baseline")
     return c.fig
 
 
-def _scale(c: Canvas, x: float, y: float, w: float, h: float, cmap: str, vmax: float, lo: str, hi: str,
-           size: float) -> None:
+def _tick(v: float) -> str:
+    """A colour-bar end value: ``0``, ``1``, or three decimals for a stretched range."""
+    return f"{v:g}" if v in (0.0, 1.0) else f"{v:.3f}"
+
+
+def _scale(c: Canvas, x: float, y: float, w: float, h: float, cmap: str, vmin: float, vmax: float, lo: str,
+           hi: str, size: float) -> None:
     """A horizontal colour scale with its end values beneath."""
-    c.image(np.linspace(0.0, vmax, 128)[None, :], x, y, w, h, cmap=cmap, vmin=0.0, vmax=vmax)
+    c.image(np.linspace(vmin, vmax, 128)[None, :], x, y, w, h, cmap=cmap, vmin=vmin, vmax=vmax)
     c.box(x, y, w, h, "#00000055", lw=0.3)
     ty = y + h + pt(size) * 1.05
     c.text(x, ty, lo, size=size, ha="left")

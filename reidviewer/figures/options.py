@@ -65,6 +65,8 @@ class FigureOptions:
         gallery_row: attention strips: this gallery row instead of ``compare`` (the app's
             current gallery item).
         show_occlusion: attention strips: a row with the recorded occlusion (SynthWalk).
+        attention_scale: attention strips: ``"fixed"`` (α on 0–1, as the app shows it) or
+            ``"stretch"`` (the figure's own min–max, for nearly uniform attention).
         labels: cmc curves: one legend label per results (default: from the results files).
         max_rank: cmc curves: last rank on the x axis.
     """
@@ -82,6 +84,7 @@ class FigureOptions:
     compare: str = "none"
     gallery_row: int | None = None
     show_occlusion: bool = True
+    attention_scale: str = "fixed"
     labels: tuple[str, ...] = ()
     max_rank: int = 20
 
@@ -112,6 +115,8 @@ class FigureOptions:
             raise FigureError("select", f"{self.select!r} is not 'first' or 'failures'")
         if self.compare not in ("none", "top1", "match"):
             raise FigureError("--compare", f"{self.compare!r} is not none, top1 or match")
+        if self.attention_scale not in ("fixed", "stretch"):
+            raise FigureError("--attention-scale", f"{self.attention_scale!r} is not fixed or stretch")
         if not 1 <= self.max_rank <= 1000:
             raise FigureError("--max-rank", f"{self.max_rank} is out of range (1..1000)")
 
