@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.queries.query_selected.connect(self.show_query)
         dock = QDockWidget("Queries", self)
         dock.setObjectName("queries")
+        dock.setMinimumWidth(270)  # room for every column of the list
         dock.setWidget(self.queries)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)

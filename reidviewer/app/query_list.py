@@ -227,9 +227,9 @@ class QueryList(QWidget):
         if n == 0:
             return
         position = max(0, min(n - 1, position))
-        idx = self.proxy.index(position, 1)
+        idx = self.proxy.index(position, 0)
         self.view.setCurrentIndex(idx)
-        self.view.scrollTo(idx)
+        self.view.scrollTo(idx)  # column 0, so the list never scrolls sideways off the hit marks
 
     def select_row(self, results_row: int) -> None:
         """Select the query with this results row, if visible."""
