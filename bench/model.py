@@ -62,9 +62,12 @@ def best_rate(fn: Callable[[], Any], work: float, reps: int) -> float:
 
 
 def matmul_peak() -> float:
-    """Best float32 FLOP/s of square ``torch.mm`` loops (1024² and 2048²)."""
+    """Best float32 FLOP/s of square ``torch.mm`` loops (1024² and 2048²).
+
+    Short timed calls, best kept: under background load the quiet moments still show the peak.
+    """
     best = 0.0
-    for n, loops in ((1024, 40), (2048, 5)):
+    for n, loops, reps in ((1024, 8, 6), (2048, 1, 6)):
         a, b = torch.randn(n, n), torch.randn(n, n)
         out = torch.empty(n, n)
 
@@ -72,7 +75,7 @@ def matmul_peak() -> float:
             for _ in range(loops):
                 torch.mm(a, b, out=out)
 
-        best = max(best, best_rate(run, 2.0 * n**3 * loops, reps=3))
+        best = max(best, best_rate(run, 2.0 * n**3 * loops, reps=reps))
     return best
 
 
@@ -96,7 +99,7 @@ def pipeline_figures() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (best is kept)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved measurement rounds (best is kept)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--no-pipeline", action="store_true", help="skip bench/pipeline.py's figures")
     args = parser.parse_args(argv)
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in batches:
             for name, fn in variants.items():
                 x = data[b]
-                fps[name][b] = max(fps[name][b], best_rate(lambda fn=fn, x=x: fn(x), b, reps=3 if b > 128 else 8))
+                fps[name][b] = max(fps[name][b], best_rate(lambda fn=fn, x=x: fn(x), b, reps=2 if b > 128 else 8))
 
     roofline = peak / (2.0 * macs)
     cnn_fps = fps["fast"][1024]

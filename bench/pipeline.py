@@ -131,7 +131,8 @@ def measure_preprocess(num_tracklets: int = 40, frames_per_tracklet: int = 50, w
     """Whole preprocessing from PNG files into the workspace cache, frames/s on ``workers`` cores.
 
     Writes ``num_tracklets`` tracklets of 128×64 PNGs to a temporary folder, then times
-    ``FrameCache.ensure`` over all of them (pool start-up included) against decoding the same
+    ``FrameCache.ensure`` over all of them (pool start-up included, best of two fills into
+    fresh caches) against decoding the same
     PNGs alone, on one core and on ``workers`` processes.
 
     Returns:
@@ -176,12 +177,14 @@ def measure_preprocess(num_tracklets: int = 40, frames_per_tracklet: int = 50, w
 
             decode_n = _best_rate(decode_parallel, total, 2)
 
-        workspace = Workspace(Path(tmp) / "ws")
-        cache = FrameCache(workspace, dataset)
-        t0 = time.perf_counter()
-        done = cache.ensure(range(num_tracklets), workers=workers)
-        elapsed = time.perf_counter() - t0
-        assert done == num_tracklets
+        # Best of two fills into fresh caches (as the decode baselines are best of two runs).
+        elapsed = float("inf")
+        for run in range(2):
+            cache = FrameCache(Workspace(Path(tmp) / f"ws{run}"), dataset)
+            t0 = time.perf_counter()
+            done = cache.ensure(range(num_tracklets), workers=workers)
+            elapsed = min(elapsed, time.perf_counter() - t0)
+            assert done == num_tracklets
         preprocess = total / elapsed
         cache_bytes = sum(p.stat().st_size for p in cache.dir.rglob("*.npy"))
 

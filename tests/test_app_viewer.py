@@ -134,3 +134,16 @@ def test_help_dialog_lists_every_shortcut():
     keys = " ".join(r[1] for r in rows)
     for k in ("Space", "Left", "Right", "Home", "End", "PgUp", "PgDown", "Alt+Up", "Alt+Down", "F1"):
         assert k in keys
+
+
+def test_ctrl_e_opens_the_export_dialog_for_the_current_view(window, qtbot):
+    from reidviewer.app.export_dialog import ExportDialog
+
+    window.queries.select_position(0)
+    window.tabs.setCurrentWidget(window.failures)
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.export_dialog
+    assert isinstance(dialog, ExportDialog)
+    assert dialog.options() is not None
+    assert "failures" in dialog.windowTitle().lower() or dialog.kind == "failures"
+    dialog.close()

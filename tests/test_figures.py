@@ -223,3 +223,15 @@ def test_no_pyplot_no_qt_and_global_rcparams_untouched(data, tmp_path):
                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[] []"
     assert (tmp_path / "c.pdf").stat().st_size > 1000
+
+
+def test_attention_colour_scale_fixed_or_stretched(data, tmp_path):
+    dataset, results, _ = data
+    q = int(results.query_indices[2])
+    fixed = svg_texts(export_figure("attention", dataset, results, tmp_path / "f.svg", FigureOptions(queries=(2,))))
+    assert "attention α" in fixed and "0" in fixed and "1" in fixed
+    stretched = svg_texts(export_figure("attention", dataset, results, tmp_path / "s.svg",
+                                        FigureOptions(queries=(2,), attention_scale="stretch")))
+    att = results.attention(q)
+    assert "attention α  (stretched)" in stretched
+    assert f"{att.min():.3f}" in stretched and f"{att.max():.3f}" in stretched

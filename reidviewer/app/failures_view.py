@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QLabel, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QListView, QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import MATCH, NON_MATCH
 from reidviewer.app.frame_loader import FrameLoader
@@ -132,6 +132,7 @@ class FailuresView(QWidget):
     """
 
     case_activated = Signal(int, int)
+    export_requested = Signal()
 
     def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,7 +150,11 @@ class FailuresView(QWidget):
         loader.frame_ready.connect(lambda _p: self.view.viewport().update())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.export_button = QPushButton("Export figure of the worst failures…")
+        self.export_button.setToolTip("Export the worst failure cases as one paper figure (PDF, SVG or PNG)")
+        self.export_button.clicked.connect(self.export_requested)
         layout.addWidget(self.header)
+        layout.addWidget(self.export_button)
         layout.addWidget(self.view, 1)
 
     def set_cases(self, cases: list[FailureCase], total_queries: int) -> None:

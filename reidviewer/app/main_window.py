@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.failures = FailuresView(self.loader)
         self.failures.case_activated.connect(self._open_failure)
+        self.failures.export_requested.connect(self.export_failures_batch)
         self.metrics = MetricsPanel()
         self.tabs.addTab(self.failures, "Failures")
         self.tabs.addTab(self.metrics, "Metrics")
@@ -188,6 +189,13 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &recent")
         self._fill_recent()
         m.addSeparator()
+        exp = m.addMenu("&Export figure")
+        for kind, text in (("auto", "From the current view…\tCtrl+E"), ("ranking", "Ranked retrievals…"),
+                           ("failures", "Failure cases…"), ("attention", "Attention strip…"), ("cmc", "CMC curve…")):
+            a = QAction(text, self)
+            a.triggered.connect(lambda _=False, k=kind: self.export_figure(k))
+            exp.addAction(a)
+        m.addSeparator()
         a = QAction("&Quit", self)
         a.setShortcut(QKeySequence.StandardKey.Quit)
         a.triggered.connect(self.close)
@@ -209,6 +217,7 @@ class MainWindow(QMainWindow):
             "prev_iteration": lambda: self.set_iteration(self.iteration - 1),
             "next_iteration": lambda: self.set_iteration(self.iteration + 1),
             "help": self.show_help,
+            "export_figure": self.export_figure,
             "open_dataset": self._ask_open_dataset,
             **self.annotations.shortcut_handlers(),
         }
@@ -432,6 +441,36 @@ class MainWindow(QMainWindow):
         self.iteration_label.setText(
             f"highlighted refinement iteration: k = {self.iteration} of 0..{n - 1}   (Alt+↑/↓)"
         )
+
+    # ------------------------------------------------------------------ export
+    def export_figure(self, kind: str = "auto") -> None:
+        """Ctrl+E: export what the current view shows (Failures tab → failure cases, Metrics →
+        CMC, otherwise the selected query's ranking), with a preview and options."""
+        if self.session is None:
+            self.status_text.setText("Nothing to export yet: open a dataset and checkpoint first")
+            return
+        from reidviewer.app.export_dialog import open_export_dialog
+
+        if kind == "auto":
+            current = self.tabs.currentWidget()
+            if current is self.failures:
+                kind = "failures"
+            elif current is self.metrics:
+                kind = "cmc"
+            else:
+                kind = "ranking"
+        self.export_dialog = open_export_dialog(self, kind, self.session.dataset, self.session.results,
+                                                self.current_query, self.current_gallery, self.workspace)
+
+    def export_failures_batch(self) -> None:
+        """The Failures view's batch export: the worst failure cases in one figure."""
+        if self.session is None:
+            return
+        from reidviewer.app.export_dialog import failures_batch_dialog
+
+        self.export_dialog = failures_batch_dialog(self, self.session.dataset, self.session.results, self.workspace)
+        self.export_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialog.show()
 
     # ------------------------------------------------------------------ menus
     def show_help(self) -> None:

@@ -211,6 +211,7 @@ class TrainingPanel(QWidget):
         self._stop_asked_at: float | None = None
         self.series: dict[str, _Series] = {}
         self.comparisons: dict[str, list[pg.PlotDataItem]] = {}
+        self.comparison_colors: dict[str, object] = {}
         self._build()
         self._set_controls()
 
@@ -351,18 +352,16 @@ class TrainingPanel(QWidget):
         col.addWidget(self.error)
 
         pg.setConfigOptions(antialias=True)
-        self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setBackground("w")
-        self.loss_plot = self._plot("loss", row=0, legend=True)
-        self.rank1_plot = self._plot("validation rank-1", row=1, legend=True)
+        self.plot_widgets: list[pg.PlotWidget] = []
+        self.loss_plot = self._plot("loss")
+        self.rank1_plot = self._plot("validation rank-1")
         self.rank1_plot.setYRange(0, 1, padding=0.02)
-        self.lr_plot = self._plot("learning rate", row=2)
-        self.rate_plot = self._plot("pairs/s", row=3)
-        self.rate_plot.setLabel("bottom", "step")
+        self.lr_plot = self._plot("learning rate")
+        self.rate_plot = self._plot("pairs/s")
         for p in (self.rank1_plot, self.lr_plot, self.rate_plot):
             p.setXLink(self.loss_plot)
-        for r, stretch in enumerate((3, 2, 1, 1)):  # the loss and rank-1 curves matter most
-            self.plots.ci.layout.setRowStretchFactor(r, stretch)
+        self.loss_plot.setLabel("bottom", "step")
+        self.rank1_plot.setLabel("bottom", "step")
         self.curves: dict[str, pg.PlotDataItem] = {}
         for k, term in enumerate(LOSS_TERMS):
             self.curves[term] = self.loss_plot.plot([], [], name=term, pen=pg.mkPen(iteration_color(k), width=2 if term == "total" else 1.2))
@@ -371,17 +370,31 @@ class TrainingPanel(QWidget):
         self.curves["lr"] = self.lr_plot.plot([], [], pen=pg.mkPen(iteration_color(2), width=1.5), stepMode=None)
         self.curves["pairs_per_s"] = self.rate_plot.plot([], [], pen=pg.mkPen(iteration_color(5), width=1.2))
         self.eta_label = QLabel("")
+        # The legend sits above the plots, not on them: a legend inside would hide the curves.
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self._update_legend()
         plots_box = QWidget()
         pcol = QVBoxLayout(plots_box)
         pcol.setContentsMargins(0, 0, 0, 0)
-        pcol.addWidget(self.plots, 1)
+        pcol.setSpacing(0)
+        # The loss and rank-1 curves matter most: they get most of the height.
+        pcol.addWidget(self.legend)
+        pcol.addWidget(self.plot_widgets[0], 3)
+        pcol.addWidget(self.plot_widgets[1], 2)
+        small = QHBoxLayout()
+        small.addWidget(self.plot_widgets[2])
+        small.addWidget(self.plot_widgets[3])
+        pcol.addLayout(small, 1)
         pcol.addWidget(self.eta_label)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
         split.addWidget(plots_box)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([320, 480])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
@@ -390,15 +403,15 @@ class TrainingPanel(QWidget):
                              self.milestones_edit, self.pairs_spin, self.seed_spin, self.flow_check,
                              self.run_edit, self.device_combo]
 
-    def _plot(self, title: str, row: int, legend: bool = False) -> pg.PlotItem:
-        p = self.plots.addPlot(row=row, col=0)
+    def _plot(self, title: str) -> pg.PlotItem:
+        widget = pg.PlotWidget(background="w")
+        widget.setMinimumHeight(70)
+        self.plot_widgets.append(widget)  # the widget owns the plot item: keep it alive
+        p = widget.getPlotItem()
         p.setTitle(title, size="9pt", color="k")
         p.showGrid(x=True, y=True, alpha=0.25)
         p.setMenuEnabled(False)
         p.hideButtons()
-        if legend:
-            p.addLegend(offset=(-4, 4), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200),
-                        colCount=3, verSpacing=-6, horSpacing=6)
         return p
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -759,16 +772,27 @@ class TrainingPanel(QWidget):
             items.append(self.rank1_plot.plot(*series["val_rank1"], name=name, pen=pen, symbol="t", symbolSize=6,
                                               symbolBrush=color))
         self.comparisons[name] = items
+        self.comparison_colors[name] = color
+        self._update_legend()
         return name
 
     def remove_comparison(self, name: str) -> None:
         """Remove a compared run's curves."""
+        self.comparison_colors.pop(name, None)
         for item in self.comparisons.pop(name, []):
             for plot in (self.loss_plot, self.rank1_plot):
                 if item in plot.listDataItems():
                     plot.removeItem(item)
-                    if plot.legend is not None:
-                        plot.legend.removeItem(item)
+        self._update_legend()
+
+    def _update_legend(self) -> None:
+        def chip(color, text: str, dash: bool = False) -> str:
+            return f'<span style="color:{color.name()}">{"╌╌" if dash else "━━"}</span>&nbsp;{text}'
+
+        parts = [chip(iteration_color(k), term) for k, term in enumerate(LOSS_TERMS)]
+        parts.append(chip(iteration_color(0), "rank-1"))
+        parts += [chip(c, f"{n} (total loss, rank-1)", dash=True) for n, c in self.comparison_colors.items()]
+        self.legend.setText("&nbsp;&nbsp; ".join(parts))
 
 
 def _duration(seconds: float) -> str:

@@ -3,11 +3,13 @@
 RCN made its flow with MATLAB ``vision.OpticalFlow('Method','Lucas-Kanade')``: a *dense*,
 single-scale, non-iterative Lucas–Kanade that solves a 2×2 system at every pixel. No Python
 library does that well: OpenCV's ``calcOpticalFlowPyrLK`` is sparse, pyramidal and iterative
-(≈40 frames/s when asked for every pixel of a 128×64 frame), and scikit-image has no LK at
-all. So the MATLAB recipe is written here by hand, vectorised over every frame pair of a
-tracklet at once (OpenCV separable filters on stacked frames plus numpy arithmetic),
-≈4,000+ frames/s at 128×64 on one core. OpenCV Farnebäck and DIS are offered as
-alternatives.
+(≈12–40 frames/s when asked for every pixel of a 128×64 frame), and scikit-image's
+``optical_flow_ilk`` is dense but iterative with image warping, without MATLAB's eigenvalue
+cases (and not a dependency here). So the MATLAB recipe is written here by hand, vectorised over every frame pair of a
+tracklet at once (OpenCV filters on stacked frames plus branch-free numpy arithmetic):
+≈200 µs of CPU per 128×64 frame, 3,300–5,000 frames/s on one core (``bench/pipeline.py``;
+Farnebäck ≈450, per-pixel ``calcOpticalFlowPyrLK`` ≈12 in the same runs). OpenCV Farnebäck
+and DIS are offered as alternatives.
 
 The recipe (SPEC §b.2, MATLAB internals):
 

@@ -164,8 +164,10 @@ class ClipSource:
     """Training clips from the preprocessing cache: 16 consecutive frames from a random start,
     one crop offset and flip per sequence (SPEC §b.3, §c.2)."""
 
-    def __init__(self, cache, dataset: VideoDataset, seq_len: int, use_flow: bool) -> None:
+    def __init__(self, cache, dataset: VideoDataset, seq_len: int, use_flow: bool,
+                 negate_flow_on_flip: bool = False) -> None:
         self.cache = cache
+        self.negate_flow_on_flip = negate_flow_on_flip
         self.dataset = dataset
         self.seq_len = seq_len
         self.use_flow = use_flow
@@ -176,7 +178,7 @@ class ClipSource:
 
         frames = sample_train_clip(len(self.dataset.tracklets[index]), rng, self.seq_len)
         seq = self.cache.network_input(index, slice(int(frames[0]), int(frames[-1]) + 1))
-        out, _ = train_transform(seq, rng)
+        out, _ = train_transform(seq, rng, self.negate_flow_on_flip)
         out = np.ascontiguousarray(out, dtype=np.float32)
         if not self.use_flow:
             out[:, 3:5] = 0.0
@@ -350,10 +352,11 @@ def train(
     pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
     cache = FrameCache(workspace, dataset, pre_cfg)
     if rank == 0:
-        cache.ensure(np.unique(np.concatenate([split.train, split.query, split.gallery])))
+        # Cancellable, so Stop also works while a large set is first preprocessed.
+        cache.ensure(np.unique(np.concatenate([split.train, split.query, split.gallery])), cancel=should_stop)
     if ddp:
         torch.distributed.barrier()
-    clips = ClipSource(cache, dataset, config.seq_len, config.use_flow)
+    clips = ClipSource(cache, dataset, config.seq_len, config.use_flow, pre_cfg.negate_flow_on_flip)
 
     rng = np.random.default_rng([config.seed, 0])
     # Each rank draws its own crops and clips; all ranks share the epoch's pair list.

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from reidviewer.data.tracklet import Tracklet
     from reidviewer.engine.results import Results
 
-TITLE_SIZE = BASE_FONT_SIZE - 0.5
-LABEL_SIZE = BASE_FONT_SIZE - 1.5
+TITLE_SIZE = BASE_FONT_SIZE
+LABEL_SIZE = BASE_FONT_SIZE - 1
 MARGIN = 0.04
 FRAME_GAP = 0.015
 HEAT_H = 0.085
@@ -123,7 +123,7 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
         dataset: the dataset the results were computed on (for the frames).
         results: the evaluation (with attention traces).
         options: size, queries (default: the first), ``frames`` (default 8), ``compare`` /
-            ``gallery_row``, ``show_occlusion``.
+            ``gallery_row``, ``show_occlusion``, ``attention_scale``.
     """
     if results.attention_iterations == 0:
         raise FigureError("results", "the results hold no attention traces (the model has no attention head)")
@@ -144,7 +144,7 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
 
     labels = [iteration_label(k) for k in range(k1)]
     any_occ = any(b.occlusion is not None for b in blocks)
-    label_w = max(pt(LABEL_SIZE) * 0.62 * 5, pt(LABEL_SIZE) * 0.62 * (5 if any_occ else 0)) + 0.04
+    label_w = max(text_width(t, LABEL_SIZE) for t in labels + (["occl."] if any_occ else [])) + 0.05
     title_h = pt(TITLE_SIZE) * 1.5
     axis_h = pt(LABEL_SIZE) * 1.3
     legend_line = pt(LABEL_SIZE) * 2.6
@@ -196,13 +196,16 @@ def build_attention(dataset: VideoDataset, results: Results, options: FigureOpti
             # Title, left-aligned with the label column; the match glyph (coloured) first.
             tx = x0 - label_w
             ty = y + pt(TITLE_SIZE) * 1.05
-            if b.glyph:
-                c.text(tx, ty, b.glyph[0], size=TITLE_SIZE + 0.5, ha="left", color=b.glyph[1], fontweight="bold")
-                tx += 0.95 * TITLE_SIZE / 72
             words = b.title.split(" · ")
             cands = [" · ".join(words[:m]) for m in range(len(words), 0, -1)]
-            c.text(tx, ty, fit_text(cands, width - MARGIN - tx, TITLE_SIZE), size=TITLE_SIZE, ha="left",
-                   fontweight="bold" if not bi else "normal")
+            weight = "bold" if not bi else "normal"
+            if b.glyph:
+                room = width - MARGIN - tx - text_width(b.glyph[0], TITLE_SIZE + 0.5, True) - 0.02
+                c.glyph_text(tx, ty, b.glyph[0], b.glyph[1], fit_text(cands, room, TITLE_SIZE, not bi),
+                             TITLE_SIZE, ha="left", fontweight=weight)
+            else:
+                c.text(tx, ty, fit_text(cands, width - MARGIN - tx, TITLE_SIZE, not bi), size=TITLE_SIZE,
+                       ha="left", fontweight=weight)
             y += title_h
             # Frames, evenly spread over the frames the attention covers.
             T = b.attention.shape[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -62,6 +63,17 @@ class Canvas:
              va: str = "baseline", color: str = "black", **kw) -> None:
         """Text anchored at ``(x, y)`` inches."""
         self.ax.text(x, y, s, fontsize=size, ha=ha, va=va, color=color, zorder=4, **kw)
+
+    def glyph_text(self, x: float, y: float, glyph: str, colour: str, text: str, size: float,
+                   ha: str = "center", **kw) -> None:
+        """A coloured bold ✓/✗ then black ``text`` on baseline ``y``: centred as a pair on ``x``
+        (``ha="center"``) or starting at ``x`` (``ha="left"``)."""
+        gw = text_width(glyph, size + 0.5, True) + (0.02 if text else 0.0)
+        total = gw + (text_width(text, size, kw.get("fontweight") == "bold") if text else 0.0)
+        left = x - total / 2 if ha == "center" else x
+        self.text(left, y, glyph, size=size + 0.5, ha="left", color=colour, fontweight="bold")
+        if text:
+            self.text(left + gw, y, text, size=size, ha="left", **kw)
 
     def thumbs(self, thumbs: Sequence[Thumb], x: float, y: float, fw: float, fh: float, gap: float,
                note_size: float = 4.5) -> None:
@@ -155,15 +167,21 @@ def grid(
     return Grid(fw, fh, col_x, col_w, row_y, fig_h)
 
 
-def text_width(s: str, size: float) -> float:
-    """Approximate width in inches of ``s`` in DejaVu Sans at ``size`` points (0.6 em a glyph)."""
-    return len(s) * 0.6 * size / 72.0
+@lru_cache(maxsize=4096)
+def text_width(s: str, size: float, bold: bool = False) -> float:
+    """Width in inches of ``s`` set in DejaVu Sans at ``size`` points (measured from the font)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    prop = FontProperties(family="DejaVu Sans", size=size, weight="bold" if bold else "normal")
+    w, _, _ = TextToPath().get_text_width_height_descent(s, prop, ismath=False)
+    return w / 72.0
 
 
-def fit_text(candidates: Sequence[str], width: float, size: float) -> str:
+def fit_text(candidates: Sequence[str], width: float, size: float, bold: bool = False) -> str:
     """The first candidate that fits ``width`` inches at ``size`` points (else the last one)."""
     for s in candidates:
-        if text_width(s, size) <= width:
+        if text_width(s, size, bold) <= width:
             return s
     return candidates[-1]
 

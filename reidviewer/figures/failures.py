@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from reidviewer.figures.canvas import Canvas, fit_text, fmt_distance, grid, pt
+from reidviewer.figures.canvas import Canvas, fit_text, fmt_distance, grid, pt, text_width
 from reidviewer.figures.frames import FrameSource
 from reidviewer.figures.options import FigureOptions, figure_size, select_queries
 from reidviewer.figures.ranking import (
@@ -21,15 +21,6 @@ from reidviewer.figures.style import CHECK, CROSS, MATCH, NEUTRAL, NON_MATCH, PR
 if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
     from reidviewer.engine.results import Results
-
-
-def _label(c: Canvas, x: float, y: float, glyph: str, colour: str, text: str, width: float) -> None:
-    """A coloured glyph then black text, centred as a pair at ``x`` (shortened to fit ``width``)."""
-    gw = 0.95 * LABEL_SIZE / 72
-    tw = len(text) * 0.58 * LABEL_SIZE / 72
-    left = x - min(width, gw + tw) / 2
-    c.text(left, y, glyph, size=LABEL_SIZE + 0.5, ha="left", color=colour, fontweight="bold")
-    c.text(left + gw, y, text, size=LABEL_SIZE, ha="left")
 
 
 def build_failures(dataset: VideoDataset, results: Results, options: FigureOptions) -> Figure:
@@ -55,7 +46,7 @@ def build_failures(dataset: VideoDataset, results: Results, options: FigureOptio
     top = g.row_y[0] - pt(HEAD_SIZE) * 0.45
     titles = (["Query", "Probe"], ["Wrong rank-1", "Rank-1 ✗", "Rank-1"], ["True match", "Match"])
     for i, options_ in enumerate(titles):
-        c.text(g.col_x[i] + g.col_w[i] / 2, top, fit_text(options_, g.col_w[i] + SEP_GAP, HEAD_SIZE),
+        c.text(g.col_x[i] + g.col_w[i] / 2, top, fit_text(options_, g.col_w[i] + SEP_GAP, HEAD_SIZE, True),
                size=HEAD_SIZE, fontweight="bold")
     x_sep = g.col_x[1] - SEP_GAP / 2
     c.line([x_sep, x_sep], [g.row_y[0], g.row_y[-1] + g.fh + line], NEUTRAL, lw=0.4, ls=(0, (1, 1.5)))
@@ -79,8 +70,8 @@ def build_failures(dataset: VideoDataset, results: Results, options: FigureOptio
         d = fmt_distance(top_d[0])
         cands = [f"{t.person} · d {d}", f"{t.person} · {d}", f"ID {t.pid} · {d}", d] if options.show_distances \
             else [t.person, f"ID {t.pid}"]
-        text = fit_text(cands, w - 0.95 * LABEL_SIZE / 72, LABEL_SIZE)
-        _label(c, x + g.col_w[1] / 2, below, CROSS, NON_MATCH, text, w)
+        text = fit_text(cands, w - text_width(CROSS, LABEL_SIZE + 0.5, True) - 0.02, LABEL_SIZE)
+        c.glyph_text(x + g.col_w[1] / 2, below, CROSS, NON_MATCH, text, LABEL_SIZE)
 
         g_rows, ranks, dists = results.true_matches(r)
         x = g.col_x[2]
@@ -95,6 +86,6 @@ def build_failures(dataset: VideoDataset, results: Results, options: FigureOptio
         rank = int(ranks[0])
         cands = [f"rank {rank} · d {d}", f"rank {rank} · {d}", f"#{rank} · {d}"] if options.show_distances \
             else [f"rank {rank}", f"#{rank}"]
-        _label(c, x + g.col_w[2] / 2, below, CHECK, MATCH,
-               fit_text(cands, g.col_w[2] + SEP_GAP - 0.95 * LABEL_SIZE / 72, LABEL_SIZE), g.col_w[2] + SEP_GAP)
+        w = g.col_w[2] + SEP_GAP - text_width(CHECK, LABEL_SIZE + 0.5, True) - 0.02
+        c.glyph_text(x + g.col_w[2] / 2, below, CHECK, MATCH, fit_text(cands, w, LABEL_SIZE), LABEL_SIZE)
     return c.fig

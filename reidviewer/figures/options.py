@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from reidviewer.errors import ReidViewerError
 from reidviewer.figures.style import SIZE_PRESETS
@@ -210,6 +209,8 @@ def select_queries(kind: str, results: Results, options: FigureOptions) -> list[
         if not rows:
             raise FigureError("queries", "there are no failure cases: every query's rank-1 is a true match")
         return rows
+    import numpy as np
+
     valid = np.flatnonzero(results.valid)
     if not len(valid):
         raise FigureError("queries", "no query has a true match in the gallery")

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
     from reidviewer.engine.results import Results
 
-HEAD_SIZE = BASE_FONT_SIZE - 0.5
-LABEL_SIZE = BASE_FONT_SIZE - 1.5
+HEAD_SIZE = BASE_FONT_SIZE
+LABEL_SIZE = BASE_FONT_SIZE - 1
 MARGIN = 0.04
 SEP_GAP = 0.12      # between the probe and the ranked list, and before the true-match column
 CELL_GAP = 0.035    # between two gallery items
@@ -40,21 +40,9 @@ def match_box(c: Canvas, x: float, y: float, w: float, h: float, is_match: bool)
           ls="-" if is_match else DASH)
 
 
-def match_label(c: Canvas, x: float, y: float, is_match: bool, extra: str, width: float) -> None:
-    """``✓ 0.82`` / ``✗ 0.91`` centred at ``x`` on baseline ``y`` (glyph coloured, text black)."""
-    glyph = CHECK if is_match else CROSS
-    colour = MATCH if is_match else NON_MATCH
-    if not extra:
-        c.text(x, y, glyph, size=LABEL_SIZE + 0.5, color=colour, fontweight="bold")
-        return
-    # Glyph and number as two texts so only the glyph is coloured; centred as a pair.
-    gw = 0.95 * LABEL_SIZE / 72
-    tw = len(extra) * 0.58 * LABEL_SIZE / 72
-    left = x - (gw + tw) / 2
-    if gw + tw > width:
-        left = x - width / 2
-    c.text(left, y, glyph, size=LABEL_SIZE + 0.5, ha="left", color=colour, fontweight="bold")
-    c.text(left + gw, y, extra, size=LABEL_SIZE, ha="left")
+def match_label(c: Canvas, x: float, y: float, is_match: bool, extra: str) -> None:
+    """``✓ 0.82`` / ``✗ 0.91`` centred at ``x`` on baseline ``y`` (only the glyph coloured)."""
+    c.glyph_text(x, y, CHECK if is_match else CROSS, MATCH if is_match else NON_MATCH, extra, LABEL_SIZE)
 
 
 def build_ranking(dataset: VideoDataset, results: Results, options: FigureOptions) -> Figure:
@@ -99,14 +87,14 @@ def build_ranking(dataset: VideoDataset, results: Results, options: FigureOption
     if options.show_ranks:
         for i in range(k):
             x = g.col_x[1 + i] + g.col_w[1 + i] / 2
-            c.text(x, top, fit_text([f"Rank {i + 1}", f"R{i + 1}", str(i + 1)], g.col_w[1 + i], HEAD_SIZE),
+            c.text(x, top, fit_text([f"Rank {i + 1}", f"R{i + 1}", str(i + 1)], g.col_w[1 + i], HEAD_SIZE, True),
                    size=HEAD_SIZE, fontweight="bold")
     else:
         mid = (g.col_x[1] + g.col_x[k] + g.col_w[k]) / 2
         c.text(mid, top, f"Top {k} retrievals", size=HEAD_SIZE, fontweight="bold")
     if extra_col:
         x = g.col_x[-1] + g.col_w[-1] / 2
-        c.text(x, top, fit_text(["True match", "Match", "GT"], g.col_w[-1] + SEP_GAP, HEAD_SIZE),
+        c.text(x, top, fit_text(["True match", "Match", "GT"], g.col_w[-1] + SEP_GAP, HEAD_SIZE, True),
                size=HEAD_SIZE, fontweight="bold")
 
     # A faint rule between the probes and the ranked lists.
@@ -134,8 +122,7 @@ def build_ranking(dataset: VideoDataset, results: Results, options: FigureOption
             x = g.col_x[1 + i]
             c.thumbs(src.strip(t, n), x, y, g.fw, g.fh, FRAME_GAP)
             match_box(c, x, y, g.col_w[1 + i], g.fh, bool(m))
-            match_label(c, x + g.col_w[1 + i] / 2, below, bool(m),
-                        fmt_distance(d) if options.show_distances else "", g.col_w[1 + i] + CELL_GAP)
+            match_label(c, x + g.col_w[1 + i] / 2, below, bool(m), fmt_distance(d) if options.show_distances else "")
 
         if extra_col:
             x = g.col_x[-1]
@@ -152,5 +139,5 @@ def build_ranking(dataset: VideoDataset, results: Results, options: FigureOption
                                                            LABEL_SIZE), size=LABEL_SIZE)
             c.thumbs(src.strip(t, n), x, y, g.fw, g.fh, FRAME_GAP)
             match_box(c, x, y, g.col_w[-1], g.fh, True)
-            match_label(c, cx, below, True, fmt_distance(d) if options.show_distances else "", g.col_w[-1] + SEP_GAP)
+            match_label(c, cx, below, True, fmt_distance(d) if options.show_distances else "")
     return c.fig
