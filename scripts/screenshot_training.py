@@ -38,7 +38,7 @@ def main() -> int:
     side = next(d for d in w.findChildren(QDockWidget) if d.widget() is w.tabs)
     w.resizeDocks([side], [560], Qt.Orientation.Horizontal)
     panel = w.training
-    w.tabs.setCurrentWidget(panel)
+    w.show_tab(panel)
     loop = QEventLoop()
 
     def wait_for(signal, ms: int = 600_000) -> None:
@@ -62,7 +62,7 @@ def main() -> int:
     run_a = panel.run_dir
     panel.open_in_viewer()
     wait_for(w.results_shown)
-    w.tabs.setCurrentWidget(panel)
+    w.show_tab(panel)
 
     panel.epochs_spin.setValue(12)
     panel.milestones_edit.setText("8")

@@ -47,7 +47,7 @@ def window(qtbot, synth_root, random_checkpoint, shared_workspace):
 
 def test_train_stop_resume_finish_compare_and_open_in_viewer(window, qtbot, synth_root, shared_workspace):
     panel = window.training
-    window.tabs.setCurrentWidget(panel)
+    window.show_tab(panel)
     # The dataset defaults to what the viewer has open.
     assert panel.root_edit.text() == str(synth_root)
     assert panel.name_edit.currentText() == "synthwalk"
@@ -117,7 +117,7 @@ def test_an_unreadable_frame_shows_an_error_and_the_app_goes_on(qtbot, synth_roo
     qtbot.addWidget(w)
     w.show()
     panel = w.training
-    w.tabs.setCurrentWidget(panel)
+    w.show_tab(panel)
     panel.root_edit.setText(str(broken))
     panel.name_edit.setCurrentText("synthwalk")
     tiny(panel, "broken-run", epochs=1)

@@ -40,9 +40,9 @@ class AttentionPlot(QWidget):
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "frame")
         self.plot.setLabel("left", "attention α")
-        self.plot.setYRange(0, 1.18, padding=0)  # headroom above α = 1 for the legend row
+        self.plot.setYRange(0, 1.24, padding=0)  # headroom above α = 1 for the legend row
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.legend = self.plot.addLegend(offset=(4, 1), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220),
+        self.legend = self.plot.addLegend(offset=(4, 1), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 150),
                                           colCount=4, verSpacing=-6, horSpacing=6)
         self.playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((40, 40, 40), width=1.5))
         self.plot.addItem(self.playhead, ignoreBounds=True)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QScrollArea,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -42,6 +43,15 @@ from reidviewer.app.ranked_view import RankedView
 from reidviewer.app.shortcuts import SHORTCUTS, help_rows
 from reidviewer.app.training_panel import TrainingPanel
 from reidviewer.app.workers import Job, start_job
+
+
+def _scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless, resizable scroll area."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 class ShortcutHelp(QDialog):
@@ -167,10 +177,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.failures, "Failures")
         self.tabs.addTab(self.metrics, "Metrics")
         self.annotations = AnnotationController(self)
-        self.tabs.addTab(self.annotations.panel, "Annotations")
+        self.tabs.addTab(_scrollable(self.annotations.panel), "Annotations")
         self.training = TrainingPanel(self.workspace)
         self.training.open_requested.connect(self.open)
-        self.tabs.addTab(self.training, "Training")
+        # Form-heavy panels scroll instead of widening the window past 1280 px.
+        self.tabs.addTab(_scrollable(self.training), "Training")
         side = QDockWidget("Analysis", self)
         side.setObjectName("analysis")
         side.setWidget(self.tabs)
@@ -441,6 +452,19 @@ class MainWindow(QMainWindow):
         self.iteration_label.setText(
             f"highlighted refinement iteration: k = {self.iteration} of 0..{n - 1}   (Alt+↑/↓)"
         )
+
+    def show_tab(self, widget: QWidget) -> None:
+        """Bring the Analysis tab holding ``widget`` to the front."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or page.isAncestorOf(widget):
+                self.tabs.setCurrentIndex(i)
+                return
+
+    def current_tab_holds(self, widget: QWidget) -> bool:
+        """Whether the visible Analysis tab is (or contains) ``widget``."""
+        page = self.tabs.currentWidget()
+        return page is widget or (page is not None and page.isAncestorOf(widget))
 
     # ------------------------------------------------------------------ export
     def export_figure(self, kind: str = "auto") -> None:

@@ -41,11 +41,11 @@ class QueryRow:
     flagged: bool = False
 
 
-COLUMNS = ("", "person", "cam", "len", "AP", "1st")
+COLUMNS = ("", "person", "cam", "AP", "1st")  # frame counts are in the tooltip
 SORTS = {
     "identity": (1, Qt.SortOrder.AscendingOrder, "identity"),
-    "ap": (4, Qt.SortOrder.AscendingOrder, "AP ascending — failures first"),
-    "rank": (5, Qt.SortOrder.DescendingOrder, "first-true-match rank, worst first"),
+    "ap": (3, Qt.SortOrder.AscendingOrder, "AP ascending — failures first"),
+    "rank": (4, Qt.SortOrder.DescendingOrder, "first-true-match rank, worst first"),
 }
 
 
@@ -86,10 +86,8 @@ class QueryTableModel(QAbstractTableModel):
             if c == 2:
                 return r.camera
             if c == 3:
-                return r.frames
-            if c == 4:
                 return "n/a" if r.ap != r.ap else f"{r.ap:.3f}"
-            if c == 5:
+            if c == 4:
                 return "–" if r.first_rank == 0 else f"#{r.first_rank}"
         if role == Qt.ItemDataRole.UserRole:
             # Numeric sort keys; skipped queries (NaN AP / no match) sort last.
@@ -100,10 +98,8 @@ class QueryTableModel(QAbstractTableModel):
             if c == 2:
                 return r.camera
             if c == 3:
-                return r.frames
-            if c == 4:
                 return 2.0 if r.ap != r.ap else r.ap
-            if c == 5:
+            if c == 4:
                 return r.first_rank if r.first_rank > 0 else -1
         if role == Qt.ItemDataRole.ForegroundRole and c == 0:
             return QBrush(MATCH if hit else NON_MATCH)
@@ -112,7 +108,7 @@ class QueryTableModel(QAbstractTableModel):
                 f"query row {r.row}: person {r.person}, camera {r.camera}, {r.frames} frames\n"
                 f"AP {r.ap:.3f}, first true match at rank {r.first_rank}"
             )
-        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 3, 4, 5):
+        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 3, 4):
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
 
