@@ -29,6 +29,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--pairs-per-step", type=int, default=8)
     ap.add_argument("--models", default="ran3,ran0,mean")
+    ap.add_argument("--tag", default="", help="suffix for run names and model-card keys (e.g. -e150)")
+    ap.add_argument("--no-ship", action="store_true", help="do not copy the RAN K=3 result into checkpoints/")
     args = ap.parse_args()
 
     from reidviewer.cli import DEMO_IDS, DEMO_SEED
@@ -51,7 +53,7 @@ def main() -> int:
         e = args.epochs
         cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr,
                           pairs_per_step=args.pairs_per_step, milestones=(int(e * 0.6), int(e * 0.85)),
-                          eval_every=max(e // 4, 1), checkpoint_every=0, run_name=f"ship-{name}", seed=1)
+                          eval_every=max(e // 4, 1), checkpoint_every=0, run_name=f"ship-{name}{args.tag}", seed=1)
         t0 = time.time()
         last = [0.0]
 
@@ -67,20 +69,24 @@ def main() -> int:
         r = compute_results(ds, 0, outcome.checkpoint, ws, recompute=True)
         m = r.metrics()
         audit = occlusion_audit(ds, r)
-        rows[name] = {"head": head, "iterations": k, "train_seconds": round(seconds, 1),
+        key = f"{name}{args.tag}"
+        rows[key] = {"head": head, "iterations": k, "train_seconds": round(seconds, 1),
                       "rank1": m["rank1"], "rank5": m["rank5"], "rank10": m["rank10"], "rank20": m["rank20"],
                       "mAP": m["mAP"], "auroc": [float(a) for a in audit.auroc], "frames": audit.frames,
                       "flagged": audit.flagged, "checkpoint": str(outcome.checkpoint), "config": cfg.to_dict()}
-        print(json.dumps({name: rows[name]}, indent=1), flush=True)
-        if name == "ran3":
+        print(json.dumps({key: rows[key]}, indent=1), flush=True)
+        if name == "ran3" and not args.no_ship:
             dest = ROOT / "checkpoints" / "synthwalk-ran-k3.safetensors"
             shutil.copyfile(outcome.checkpoint, dest)
             shutil.copyfile(outcome.checkpoint.with_suffix(".json"), dest.with_suffix(".json"))
             doc = json.loads(dest.with_suffix(".json").read_text())
             doc["weights_file"] = dest.name
-            doc["metrics"] = {k: rows[name][k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "auroc")}
+            doc["metrics"] = {k: rows[key][k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "auroc")}
             atomic_write_json(dest.with_suffix(".json"), doc)
-        atomic_write_json(card, rows)
+        # Re-read before writing: another invocation may have added its rows meanwhile.
+        latest = json.loads(card.read_text()) if card.is_file() else {}
+        latest[key] = rows[key]
+        atomic_write_json(card, latest)
     return 0
 
 

@@ -27,7 +27,7 @@ class MetricsPanel(QWidget):
             value = QLabel("–")
             value.setObjectName(f"metric_{key}")
             value.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            value.setStyleSheet("font-size: 13pt; font-weight: bold;")
+            value.setStyleSheet("font-size: 11pt; font-weight: bold;")
             grid.addWidget(title, 0, i)
             grid.addWidget(value, 1, i)
             self.values[key] = value
