@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QListView, QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget
 
@@ -147,7 +147,12 @@ class FailuresView(QWidget):
         self.view.setMouseTracking(True)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
-        loader.frame_ready.connect(lambda _p: self.view.viewport().update())
+        # Thumbnails arrive one by one; repaint the list at most every 50 ms, not per frame.
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(50)
+        self._repaint.timeout.connect(self.view.viewport().update)
+        loader.frame_ready.connect(lambda _p: self._repaint.start() if not self._repaint.isActive() else None)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.export_button = QPushButton("Export figure of the worst failures…")

@@ -367,12 +367,12 @@ class MainWindow(QMainWindow):
         self.probe_plot.set_attention(att, f"probe attention — {s.caption(probe)}", set(s.frame_flags(probe.index)))
         self.probe_plot.set_highlight(self.iteration)
         self.probe.set_iteration(self.iteration)
-        ranked = s.ranked_tiles(query_row, self.ranked.top_k.value())
-        first = ranked[0].gallery_row if ranked else None
+        rows, _, _ = s.results.ranked(query_row, 1)
         self.current_gallery = None
-        self._refresh_ranked()
-        if first is not None:
-            self.show_gallery(first)
+        if len(rows):
+            self.show_gallery(int(rows[0]))  # fills the ranked list too
+        else:
+            self._refresh_ranked()
         self.last_query_switch_ms = (time.perf_counter() - t0) * 1000
         self.query_shown.emit(query_row)
 
