@@ -19,6 +19,13 @@ from typing import IO, Any
 ENV_VAR = "REIDVIEWER_WORKSPACE"
 
 
+def _default_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file (mkstemp's are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def default_workspace_dir() -> Path:
     """``$REIDVIEWER_WORKSPACE`` if set, else the platform's user data folder for reidviewer."""
     env = os.environ.get(ENV_VAR)
@@ -39,6 +46,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -73,6 +81,7 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, _default_mode())
     os.close(fd)
     try:
         writer(Path(tmp))

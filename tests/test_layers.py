@@ -37,3 +37,4 @@ def test_importing_the_package_and_cli_does_not_import_torch():
     code = "import sys, reidviewer, reidviewer.cli, reidviewer.data.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
