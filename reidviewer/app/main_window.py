@@ -164,7 +164,7 @@ class MainWindow(QMainWindow):
         self.queries.query_selected.connect(self.show_query)
         dock = QDockWidget("Queries", self)
         dock.setObjectName("queries")
-        dock.setMinimumWidth(270)  # room for every column of the list
+        dock.setMinimumWidth(255)  # room for every column of the list
         dock.setWidget(self.queries)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         side.setWidget(self.tabs)
         side.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, side)
-        self.resizeDocks([dock, side], [285, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock, side], [265, 372], Qt.Orientation.Horizontal)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")

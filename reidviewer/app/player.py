@@ -183,7 +183,7 @@ class Player(QWidget):
         fwd.setToolTip("Next frame (→)")
         fwd.clicked.connect(lambda: self.step(1))
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setMinimumWidth(40)
+        self.slider.setMinimumWidth(24)
         self.slider.setToolTip("Scrub")
         self.slider.valueChanged.connect(self.set_frame)
         self.counter = QLabel("0 / 0")
@@ -195,7 +195,8 @@ class Player(QWidget):
         self.speed.setCurrentIndex(2)
         self.speed.setToolTip("Playback speed")
         self.speed.currentIndexChanged.connect(self._update_interval)
-        self.loop = QCheckBox("loop")
+        self.loop = QCheckBox("⟲")
+        self.loop.setToolTip("Loop: start again after the last frame")
         self.loop.setChecked(True)
 
         controls = QHBoxLayout()
