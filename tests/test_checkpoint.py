@@ -161,3 +161,13 @@ def test_non_finite_weights_are_refused(tmp_path: Path):
 def test_meta_must_not_use_reserved_keys(tmp_path: Path):
     with pytest.raises(ValueError, match="reserved"):
         save_checkpoint(tmp_path / "m", make_model(), meta={"architecture": {}})
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path: Path):
+    from reidviewer.errors import CheckpointError
+    from reidviewer.model.checkpoint import load_checkpoint
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.txt: not a checkpoint"):
+        load_checkpoint(notes)

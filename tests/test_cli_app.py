@@ -33,3 +33,13 @@ def test_help_lists_every_subcommand():
     assert proc.returncode == 0
     for cmd in ("info", "synth", "open", "train", "evaluate"):
         assert cmd in proc.stdout
+
+
+def test_evaluate_with_a_missing_checkpoint_names_it(synth_root, tmp_path, capsys):
+    from reidviewer.cli import main
+
+    rc = main(["evaluate", "--root", str(synth_root), "--checkpoint", str(tmp_path / "nope.safetensors"),
+               "--workspace", str(tmp_path / "ws")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "nope.safetensors" in err and "not found" in err

@@ -190,8 +190,15 @@ def compute_results(
     """The results file of (checkpoint, dataset, split): loaded when fresh, else computed and saved."""
     from reidviewer.engine.results import Results, build_results, is_stale, results_path
 
+    from reidviewer.model.checkpoint import WEIGHTS_SUFFIX, checkpoint_paths
+
     progress = progress or _noop
-    checkpoint = Path(checkpoint)
+    given = Path(checkpoint)
+    if given.is_file() and given.suffix not in (WEIGHTS_SUFFIX, ".json"):
+        raise CheckpointError(given, f"not a checkpoint: expected NAME{WEIGHTS_SUFFIX} with NAME.json beside it")
+    checkpoint = checkpoint_paths(given)[0]
+    if not checkpoint.is_file():
+        raise CheckpointError(checkpoint, "checkpoint weights file not found")
     ck_fp = file_fingerprint(checkpoint)
     sp = dataset.split(split)
     key = {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}

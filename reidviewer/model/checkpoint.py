@@ -196,6 +196,9 @@ def load_checkpoint(
             (e.g. a pickle), missing or invalid JSON, unknown architecture, tensors missing,
             unexpected or of the wrong shape/dtype (listed by name), non-finite weights.
     """
+    given = Path(path)
+    if given.is_file() and given.suffix not in (WEIGHTS_SUFFIX, ".json"):
+        raise CheckpointError(given, f"not a checkpoint: expected NAME{WEIGHTS_SUFFIX} with NAME.json beside it")
     weights, meta_path = checkpoint_paths(path)
     if not weights.is_file():
         raise CheckpointError(weights, "checkpoint weights file not found")
