@@ -37,10 +37,17 @@ def default_workspace_dir() -> Path:
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the file to (re)place.
+        mode: ``"wb"`` or ``"w"``.
+        durable: fsync before the rename, so the file also survives a power cut. Caches that
+            can be recomputed pass False (fsync costs ~10 ms a file here); a process crash can
+            never expose a partial file either way, since the rename is atomic.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +57,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
 from reidviewer.errors import DatasetError, FrameError
-from reidviewer.workspace import Workspace, atomic_write_json
+from reidviewer.workspace import Workspace, atomic_open, atomic_write_json
 
 #: Below this many missing frames ``ensure`` works in-process: starting a pool costs ~0.3 s.
 INLINE_FRAMES = 256
@@ -53,26 +52,14 @@ def _cancelled(cancel: Any) -> bool:
 
 
 def _write_stored(path: Path, stored: np.ndarray) -> None:
-    """Write one tracklet's file atomically: a temporary file in the same folder, then rename.
+    """Write one tracklet's file atomically (temporary file, then rename), without fsync.
 
-    Unlike ``workspace.atomic_open`` this does not fsync: that costs ~10 ms per tracklet here
-    (minutes for MARS's 20 k tracklets, more on a spinning disk), and a cache does not need to
-    survive a power cut. A process crash can never expose a partial file (the rename is
-    atomic); after an OS crash a renamed file may come back short or empty, which
-    ``is_cached`` detects by its exact size, so it is recomputed, never read as valid.
+    fsync costs ~10 ms per tracklet here (minutes for MARS's 20 k tracklets) and a cache need
+    not survive a power cut: after an OS crash a renamed file may come back short or empty,
+    which ``is_cached`` detects by its exact size, so it is recomputed, never read as valid.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, stored, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "wb", durable=False) as fh:
+        np.save(fh, stored, allow_pickle=False)
 
 
 def _fill_job(root: str, frames: Sequence[str], out_path: str, config: dict) -> tuple:
