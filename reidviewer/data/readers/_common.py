@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -66,6 +67,29 @@ def list_frames(folder: Path) -> list[str]:
     except OSError as exc:
         raise DatasetError(folder, f"cannot be listed ({exc.strerror or exc})") from None
     return sort_frames(names)
+
+
+def scan_person_folders(cam_dir: Path, pattern: re.Pattern[str], expected: str) -> dict[int, str]:
+    """Person number → folder name for one camera folder.
+
+    Args:
+        cam_dir: the camera folder holding one folder per person.
+        pattern: a regular expression whose group 1 is the person number.
+        expected: how the names should look, for the error (e.g. ``personNNN (for example person001)``).
+
+    Raises:
+        DatasetError: a misnamed folder, or two folders with the same person number.
+    """
+    persons: dict[int, str] = {}
+    for name in list_subdirs(cam_dir):
+        m = pattern.match(name)
+        if not m:
+            raise DatasetError(cam_dir / name, f"misnamed person folder; expected {expected}")
+        pid = int(m.group(1))
+        if pid in persons:
+            raise DatasetError(cam_dir / name, f"same person number as {persons[pid]!r}")
+        persons[pid] = name
+    return persons
 
 
 def require_dir(path: Path, expected: str) -> Path:

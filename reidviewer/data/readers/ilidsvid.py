@@ -25,7 +25,7 @@ from reidviewer.data.readers._common import (
     check_protocol,
     fingerprint,
     list_frames,
-    list_subdirs,
+    scan_person_folders,
     load_mat_int,
     random_splits,
     rel_posix,
@@ -66,16 +66,7 @@ def find_splits_file(root: Path, base: Path) -> Path | None:
 
 def _scan_camera(cam_dir: Path) -> dict[int, str]:
     """person number → folder name for one camera; misnamed or duplicate folders are errors."""
-    persons: dict[int, str] = {}
-    for name in list_subdirs(cam_dir):
-        m = _PERSON.match(name)
-        if not m:
-            raise DatasetError(cam_dir / name, "misnamed person folder; expected personNNN (for example person001)")
-        pid = int(m.group(1))
-        if pid in persons:
-            raise DatasetError(cam_dir / name, f"same person number as {persons[pid]!r}")
-        persons[pid] = name
-    return persons
+    return scan_person_folders(cam_dir, _PERSON, "personNNN (for example person001)")
 
 
 def read_ls_set(path: Path, n_persons: int) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ from reidviewer.data.readers._common import (
     check_protocol,
     fingerprint,
     list_frames,
-    list_subdirs,
+    scan_person_folders,
     random_splits,
     rel_posix,
     require_dir,
@@ -60,16 +60,8 @@ def find_base(root: Path) -> Path | None:
 
 
 def _scan_camera(cam_dir: Path) -> dict[int, str]:
-    persons: dict[int, str] = {}
-    for name in list_subdirs(cam_dir):
-        m = _PERSON.match(name)
-        if not m:
-            raise DatasetError(cam_dir / name, "misnamed person folder; expected person_NNNN (for example person_0001)")
-        pid = int(m.group(1))
-        if pid in persons:
-            raise DatasetError(cam_dir / name, f"same person number as {persons[pid]!r}")
-        persons[pid] = name
-    return persons
+    """person number → folder name for one camera; misnamed or duplicate folders are errors."""
+    return scan_person_folders(cam_dir, _PERSON, "person_NNNN (for example person_0001)")
 
 
 def read_splits_json(path: Path, known: dict[str, int]) -> list[tuple[list[int], list[int]]]:
