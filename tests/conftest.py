@@ -49,3 +49,25 @@ def shared_workspace(tmp_path_factory):
     from reidviewer.workspace import Workspace
 
     return Workspace(tmp_path_factory.mktemp("ws"))
+
+
+@pytest.fixture
+def open_viewer(qtbot, synth_root, random_checkpoint):
+    """Factory (napari style): ``open_viewer(workspace)`` shows a real main window on the tiny
+    SynthWalk set and returns it once its results are on screen."""
+
+    def make(workspace, root=None, checkpoint=None):
+        from reidviewer.app.main_window import MainWindow
+        from reidviewer.app.viewmodel import OpenRequest
+
+        w = MainWindow(workspace, OpenRequest(root=root or synth_root, name="synthwalk",
+                                              checkpoint=checkpoint or random_checkpoint))
+        qtbot.addWidget(w)
+        with qtbot.waitSignal(w.results_shown, timeout=120_000):
+            w.show()
+        qtbot.waitExposed(w)
+        w.activateWindow()
+        w.setFocus()
+        return w
+
+    return make

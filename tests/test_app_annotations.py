@@ -7,28 +7,16 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from reidviewer.app.main_window import MainWindow  # noqa: E402
-from reidviewer.app.viewmodel import OpenRequest, load_session  # noqa: E402
+from reidviewer.app.viewmodel import load_session  # noqa: E402
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
-def _open(qtbot, workspace, synth_root, checkpoint) -> MainWindow:
-    w = MainWindow(workspace, OpenRequest(root=synth_root, name="synthwalk", checkpoint=checkpoint))
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.results_shown, timeout=120_000):
-        w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    w.setFocus()
-    return w
-
-
 @pytest.fixture
-def window(qtbot, synth_root, random_checkpoint, workspace):
+def window(open_viewer, workspace):
     # A fresh workspace per test, so the annotation store starts empty.
-    w = _open(qtbot, workspace, synth_root, random_checkpoint)
+    w = open_viewer(workspace)
     yield w
     w.close()
 
@@ -111,8 +99,8 @@ def test_results_computed_after_an_edit_record_the_annotation_version(window, qt
     assert not window.annotations.store.read_only
 
 
-def test_a_second_window_opens_the_store_read_only_and_says_so(window, qtbot, workspace, synth_root, random_checkpoint):
-    other = _open(qtbot, workspace, synth_root, random_checkpoint)
+def test_a_second_window_opens_the_store_read_only_and_says_so(window, qtbot, workspace, open_viewer):
+    other = open_viewer(workspace)
     try:
         store = other.annotations.store
         assert store is not None and store.read_only

@@ -9,20 +9,11 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from reidviewer.app.main_window import MainWindow  # noqa: E402
-from reidviewer.app.viewmodel import OpenRequest  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot, synth_root, random_checkpoint, shared_workspace):
-    w = MainWindow(shared_workspace, OpenRequest(root=synth_root, name="synthwalk", checkpoint=random_checkpoint))
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.results_shown, timeout=120_000):
-        w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    w.setFocus()
-    return w
+def window(open_viewer, shared_workspace):
+    return open_viewer(shared_workspace)
 
 
 def test_opens_on_the_dataset_and_selecting_a_query_fills_the_ranked_list(window, qtbot):
