@@ -26,8 +26,12 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.add_argument("--split", type=int, default=0, help="split index (default 0)")
     p.add_argument("--head", default="ran", help="ran | mean | rnn | softmax (default ran)")
     p.add_argument("--iterations", type=int, default=3, help="refinement iterations K (default 3)")
+    p.add_argument("--pooling", default=None, choices=("mean", "sum", "l1"),
+                   help="attention pooling P: mean (1/T)Σαx (default), sum Σαx (literal eq. 2), l1 Σαx/Σα")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the paper's 1000)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    p.add_argument("--attention-lr-scale", type=float, default=None,
+                   help="learning-rate multiplier for the attention parameters θ, θ′ (default 1)")
     p.add_argument("--milestones", default=None, help="comma-separated epochs where lr ÷10 (default 300,600)")
     p.add_argument("--pairs-per-step", type=int, default=None, help="pairs per optimiser step (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")

@@ -105,6 +105,26 @@ def test_stop_and_resume_gives_the_same_weights_as_an_uninterrupted_run(synth_ro
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_attention_lr_scale_sets_how_fast_theta_learns(synth_root, shared_workspace):
+    from safetensors.torch import load_file
+
+    dataset = open_dataset(synth_root, workspace=shared_workspace)
+    start = load_file(str(train(tiny_config(synth_root, epochs=0, run_name="t-a0"), shared_workspace,
+                                dataset=dataset).checkpoint))
+
+    def moved(scale: float, name: str) -> dict[str, float]:
+        out = train(tiny_config(synth_root, epochs=1, attention_lr_scale=scale, run_name=name), shared_workspace,
+                    dataset=dataset)
+        end = load_file(str(out.checkpoint))
+        return {k: float((end[k] - start[k]).abs().max()) for k in ("head.attention.weight", "head.refine.weight",
+                                                                    "head.embed.fc2.weight")}
+
+    frozen, fast = moved(0.0, "t-a-frozen"), moved(20.0, "t-a-fast")
+    assert frozen["head.attention.weight"] == 0 and frozen["head.refine.weight"] == 0
+    assert frozen["head.embed.fc2.weight"] > 0  # the rest of the network still trains
+    assert fast["head.attention.weight"] > 0 and fast["head.refine.weight"] > 0
+
+
 def test_resume_without_a_run_says_so(synth_root, shared_workspace):
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_config(synth_root, run_name="t-none"), shared_workspace, resume=True)
@@ -139,3 +159,25 @@ def test_two_processes_under_torchrun_end_with_identical_weights(synth_root, tmp
     sums = [r["ddp_weight_checksums"] for r in log if "ddp_weight_checksums" in r]
     assert sums and len(sums[-1]) == 2 and sums[-1][0] == sums[-1][1]
     assert (ws / "runs" / "ddp" / "last.safetensors").is_file()
+
+
+def test_cli_train_then_evaluate_reports_the_trained_checkpoint(synth_root, tmp_path, capsys):
+    from reidviewer.cli import main
+
+    ws = tmp_path / "ws"
+    rc = main(["train", "--root", str(synth_root), "--epochs", "1", "--pairs-per-step", "2", "--eval-every", "0",
+               "--pooling", "l1", "--attention-lr-scale", "10", "--out", "cli-run", "--workspace", str(ws)])
+    assert rc == 0
+    run = ws / "runs" / "cli-run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["pooling"] == "l1" and config["attention_lr_scale"] == 10
+    out = tmp_path / "metrics.json"
+    rc = main(["evaluate", "--root", str(synth_root), "--checkpoint", str(run / "last.safetensors"),
+               "--workspace", str(ws), "--json", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "R1" in printed and "mAP" in printed
+    report = json.loads(out.read_text())
+    assert {"rank1", "rank5", "rank10", "rank20", "mAP", "cmc"} <= set(report)
+    assert all(0 <= report[k] <= 1 for k in ("rank1", "rank5", "rank10", "rank20", "mAP"))
+    assert report["checkpoint"].endswith("last.safetensors")
