@@ -32,6 +32,8 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
     p.add_argument("--attention-lr-scale", type=float, default=None,
                    help="learning-rate multiplier for the attention parameters θ, θ′ (default 1)")
+    p.add_argument("--init-from", metavar="FILE", default=None,
+                   help="start from the matching weights of this checkpoint (e.g. a trained mean-pooling trunk)")
     p.add_argument("--milestones", default=None, help="comma-separated epochs where lr ÷10 (default 300,600)")
     p.add_argument("--pairs-per-step", type=int, default=None, help="pairs per optimiser step (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")

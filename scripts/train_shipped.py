@@ -28,6 +28,8 @@ def main() -> int:
     # stuck at 1.0); 3e-3 trains steadily with 8 pairs per step (see checkpoints/MODEL_CARD.md).
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--pairs-per-step", type=int, default=8)
+    ap.add_argument("--pooling", default="mean", choices=("mean", "sum", "l1"), help="attention pooling of the RAN heads")
+    ap.add_argument("--attention-lr-scale", type=float, default=1.0, help="lr multiplier for θ, θ′")
     ap.add_argument("--models", default="ran3,ran0,mean")
     ap.add_argument("--tag", default="", help="suffix for run names and model-card keys (e.g. -e150)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the RAN K=3 result into checkpoints/")
@@ -51,7 +53,9 @@ def main() -> int:
     for name in args.models.split(","):
         head, k = specs[name]
         e = args.epochs
-        cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr,
+        model = {"pooling": args.pooling} if head == "ran" else {}
+        cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr, model=model,
+                          attention_lr_scale=args.attention_lr_scale,
                           pairs_per_step=args.pairs_per_step, milestones=(int(e * 0.6), int(e * 0.85)),
                           eval_every=max(e // 4, 1), checkpoint_every=0, run_name=f"ship-{name}{args.tag}", seed=1)
         t0 = time.time()
@@ -72,7 +76,8 @@ def main() -> int:
         key = f"{name}{args.tag}"
         rows[key] = {"head": head, "iterations": k, "train_seconds": round(seconds, 1),
                       "rank1": m["rank1"], "rank5": m["rank5"], "rank10": m["rank10"], "rank20": m["rank20"],
-                      "mAP": m["mAP"], "auroc": [float(a) for a in audit.auroc], "frames": audit.frames,
+                      "mAP": m["mAP"], "auroc": [float(a) for a in audit.auroc],
+                      "auroc_within": [float(a) for a in audit.mean_tracklet_auroc], "frames": audit.frames,
                       "flagged": audit.flagged, "checkpoint": str(outcome.checkpoint), "config": cfg.to_dict()}
         print(json.dumps({key: rows[key]}, indent=1), flush=True)
         if name == "ran3" and not args.no_ship:
@@ -81,7 +86,8 @@ def main() -> int:
             shutil.copyfile(outcome.checkpoint.with_suffix(".json"), dest.with_suffix(".json"))
             doc = json.loads(dest.with_suffix(".json").read_text())
             doc["weights_file"] = dest.name
-            doc["metrics"] = {k: rows[key][k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "auroc")}
+            doc["metrics"] = {k: rows[key][k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "auroc",
+                                                           "auroc_within")}
             atomic_write_json(dest.with_suffix(".json"), doc)
         # Re-read before writing: another invocation may have added its rows meanwhile.
         latest = json.loads(card.read_text()) if card.is_file() else {}

@@ -125,6 +125,25 @@ def test_attention_lr_scale_sets_how_fast_theta_learns(synth_root, shared_worksp
     assert fast["head.attention.weight"] > 0 and fast["head.refine.weight"] > 0
 
 
+def test_a_run_can_start_from_a_trained_mean_pooling_trunk(synth_root, shared_workspace, tmp_path):
+    from safetensors.torch import load_file
+
+    dataset = open_dataset(synth_root, workspace=shared_workspace)
+    trunk = train(tiny_config(synth_root, head="mean", iterations=0, epochs=1, run_name="t-trunk"), shared_workspace,
+                  dataset=dataset).checkpoint
+    ran = train(tiny_config(synth_root, epochs=0, init_from=str(trunk), run_name="t-from-trunk"), shared_workspace,
+                dataset=dataset).checkpoint
+    a, b = load_file(str(trunk)), load_file(str(ran))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # CNN, frame FCs, classifier, similarity head
+    assert {"head.attention.weight", "head.refine.weight"} <= set(b) - set(a)
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="bad.safetensors"):
+        train(tiny_config(synth_root, epochs=0, init_from=str(bad), run_name="t-bad-init"), shared_workspace,
+              dataset=dataset)
+
+
 def test_resume_without_a_run_says_so(synth_root, shared_workspace):
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_config(synth_root, run_name="t-none"), shared_workspace, resume=True)

@@ -54,6 +54,7 @@ class TrainConfig:
     epochs: int = 1000
     lr: float = 1e-3
     attention_lr_scale: float = 1.0  # lr multiplier for θ and θ′ (the attention parameters)
+    init_from: str = ""  # checkpoint whose matching weights start the run (e.g. a trained trunk)
     momentum: float = 0.9
     milestones: tuple[int, ...] = (300, 600)
     gamma: float = 0.1
@@ -96,6 +97,8 @@ class TrainConfig:
             c.lr = args.lr
         if getattr(args, "attention_lr_scale", None) is not None:
             c.attention_lr_scale = args.attention_lr_scale
+        if getattr(args, "init_from", None):
+            c.init_from = str(args.init_from)
         if getattr(args, "pooling", None) is not None:
             c.model = {**c.model, "pooling": args.pooling}
         if args.milestones is not None:
@@ -274,6 +277,37 @@ def load_state(run_dir: Path, model, optimizer) -> tuple[dict, dict[str, np.rand
 # ---------------------------------------------------------------------------- the loop
 
 
+def initialise_from(model, checkpoint: str | Path) -> list[str]:
+    """Copy every weight of ``checkpoint`` whose name and shape match into ``model``.
+
+    The paper fine-tunes RAN from a trained RCN (SPEC §a.3): a mean-pooling checkpoint gives
+    the CNN, frame FC layers, classifier and similarity head; θ and θ′ keep their fresh init.
+
+    Returns:
+        The names of the model's tensors that were *not* initialised from the checkpoint.
+
+    Raises:
+        TrainingError: the checkpoint cannot be read, or shares no trunk weight with the model.
+    """
+    import torch
+
+    from reidviewer.model.checkpoint import load_checkpoint
+
+    try:
+        source, _, _ = load_checkpoint(checkpoint)
+    except ReidViewerError as exc:
+        raise TrainingError(f"cannot initialise from {checkpoint}: {exc}") from exc
+    theirs = source.state_dict()
+    ours = model.state_dict()
+    matched = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not any(k.startswith("cnn.") for k in matched):
+        raise TrainingError(f"cannot initialise from {checkpoint}: its CNN does not match this model's")
+    with torch.no_grad():
+        for k, v in matched.items():
+            ours[k].copy_(v)
+    return sorted(set(ours) - set(matched))
+
+
 def parameter_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
     """SGD parameter groups: the attention parameters θ, θ′ and the rest, each with its lr scale.
 
@@ -369,7 +403,10 @@ def train(
                             **config.model)
     # channels_last makes the 5×5 convolutions 1.3–1.9× faster forward and backward here (measured
     # on this CPU); checkpoints are saved contiguous, so the layout never leaks into files.
-    model = build_model(model_cfg).to(device).to(memory_format=torch.channels_last)
+    model = build_model(model_cfg)
+    if config.init_from and not resume:
+        initialise_from(model, config.init_from)
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(parameter_groups(model, config), lr=config.lr, momentum=config.momentum)
 
     pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
