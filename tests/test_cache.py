@@ -184,3 +184,36 @@ def test_concurrent_fillers_and_readers_agree(workspace, dataset):
     cache.path(0).unlink()
     cache.get(0)
     np.testing.assert_array_equal(held, expected[0])
+
+
+def test_an_unguarded_script_gets_a_message_instead_of_a_broken_pool(tmp_path):
+    # Worker processes import the caller's main script again; without a __main__ guard they
+    # die at start-up. The user must be told what to change, not shown a BrokenProcessPool.
+    import subprocess
+    import sys
+
+    from reidviewer.data.cache import INLINE_FRAMES
+    from reidviewer.data.synthwalk import SynthConfig, generate
+
+    synth_root = tmp_path / "synth"
+    generate(synth_root, SynthConfig(ids=4, seed=1, min_len=40, max_len=48), workers=1)
+    assert 8 * 40 >= INLINE_FRAMES  # large enough to use the worker pool
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from reidviewer.data.registry import open_dataset\n"
+        "from reidviewer.data.cache import FrameCache\n"
+        "from reidviewer.data.preprocess import PreprocessConfig\n"
+        "from reidviewer.errors import ReidViewerError\n"
+        "from reidviewer.workspace import Workspace\n"
+        f"ws = Workspace({str(tmp_path / 'ws')!r})\n"
+        f"ds = open_dataset({str(synth_root)!r}, workspace=ws)\n"
+        "try:\n"
+        "    FrameCache(ws, ds, PreprocessConfig()).ensure(np.arange(len(ds.tracklets)), workers=2)\n"
+        "except ReidViewerError as exc:\n"
+        "    print('MESSAGE:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert "MESSAGE:" in out.stdout, out.stderr[-2000:]
+    assert "__main__" in out.stdout and "workers=1" in out.stdout

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
-from reidviewer.errors import DatasetError, FrameError
+from reidviewer.errors import DatasetError, FrameError, ReidViewerError
 from reidviewer.workspace import Workspace, atomic_open, atomic_write_json
 
 #: Below this many missing frames ``ensure`` works in-process: starting a pool costs ~0.3 s.
@@ -232,32 +233,41 @@ class FrameCache:
         pending: dict[Future, int] = {}
         todo = iter(missing)
         window = 4 * workers  # bounded, so cancel and errors take effect quickly
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
-            def submit_more() -> None:
-                while len(pending) < window and error is None and not _cancelled(cancel):
-                    i = next(todo, None)
-                    if i is None:
-                        return
-                    t = self.dataset.tracklets[i]
-                    fut = pool.submit(_fill_job, str(t.root), list(t.frames), str(self.path(i)), config)
-                    pending[fut] = i
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
+                def submit_more() -> None:
+                    while len(pending) < window and error is None and not _cancelled(cancel):
+                        i = next(todo, None)
+                        if i is None:
+                            return
+                        t = self.dataset.tracklets[i]
+                        fut = pool.submit(_fill_job, str(t.root), list(t.frames), str(self.path(i)), config)
+                        pending[fut] = i
 
-            submit_more()
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    i = pending.pop(fut)
-                    result = fut.result()
-                    if result[0] == "ok":
-                        count += 1
-                        done += result[1]
-                        self.notices.extend(result[2])
-                        if progress:
-                            progress(done, total)
-                    elif error is None:
-                        error = result
-                if error is None:
-                    submit_more()
+                submit_more()
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i = pending.pop(fut)
+                        result = fut.result()
+                        if result[0] == "ok":
+                            count += 1
+                            done += result[1]
+                            self.notices.extend(result[2])
+                            if progress:
+                                progress(done, total)
+                        elif error is None:
+                            error = result
+                    if error is None:
+                        submit_more()
+        except BrokenProcessPool as exc:
+            # The usual cause: a script that calls reidviewer at import time. Worker processes
+            # import the caller's main script again (forkserver/spawn), so it must be guarded.
+            raise ReidViewerError(
+                f"preprocessing {self.dataset.root}: a worker process died ({exc}). If you call reidviewer "
+                "from a Python script, put the calls under `if __name__ == \"__main__\":` (worker processes "
+                "import the script again), or pass workers=1."
+            ) from exc
         if error is not None:
             _, kind, path, problem = error
             if kind == "frame":
