@@ -32,8 +32,13 @@ def main() -> int:
     ap.add_argument("--attention-lr-scale", type=float, default=1.0, help="lr multiplier for θ, θ′")
     ap.add_argument("--models", default="ran3,ran0,mean")
     ap.add_argument("--tag", default="", help="suffix for run names and model-card keys (e.g. -e150)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the RAN K=3 result into checkpoints/")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # two runs side by side on a 2-core machine
 
     from reidviewer.cli import DEMO_IDS, DEMO_SEED
     from reidviewer.data.registry import open_dataset

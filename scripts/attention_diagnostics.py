@@ -1,0 +1,115 @@
+"""Is there anything for attention to learn? Occlusion diagnostics of a checkpoint on SynthWalk.
+
+    .venv/bin/python scripts/attention_diagnostics.py CHECKPOINT --root SYNTHWALK [--workspace WS]
+
+Embeds every frame of the split's tracklets with the checkpoint's frame network and prints:
+
+1. **Oracle pooling**: rank-1 / mAP when each tracklet is mean-pooled over all its frames,
+   over its clear frames only (occlusion ≤ 0.3, the truth SynthWalk records), and over its
+   occluded frames only — on the held-out identities *and* on the training identities.
+   The gap between "all" and "clear" is what a perfect occlusion-avoiding attention could
+   gain; on the training identities it is the incentive the training loss gives attention.
+2. **Linear probe**: AUROC of a logistic regression from frame features to "occluded"
+   (fitted on training frames, scored on held-out frames): whether the features carry the
+   information θ would need.
+3. **The model's attention**: its AUROC against the same flags (``reidviewer audit``).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--root", required=True, help="a SynthWalk set")
+    ap.add_argument("--workspace", default=None)
+    ap.add_argument("--split", type=int, default=0)
+    ap.add_argument("--threshold", type=float, default=0.3)
+    args = ap.parse_args()
+
+    import torch
+
+    from reidviewer.annotations.audit import mann_whitney_auroc
+    from reidviewer.data.cache import FrameCache
+    from reidviewer.data.preprocess import PreprocessConfig
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.data.transforms import test_transform
+    from reidviewer.engine.evaluate import compute_results, occlusion_audit
+    from reidviewer.engine.metrics import evaluate_rank
+    from reidviewer.model.checkpoint import load_checkpoint
+    from reidviewer.model.inference import embed_frames
+    from reidviewer.workspace import Workspace
+
+    ws = Workspace(args.workspace)  # None: the default workspace
+    ds = open_dataset(args.root, workspace=ws)
+    if not ds.occlusion:
+        raise SystemExit(f"{args.root}: records no occlusion (not a SynthWalk set)")
+    model, _, _ = load_checkpoint(args.checkpoint)
+    cache = FrameCache(ws, ds, PreprocessConfig())
+    split = ds.split(args.split)
+
+    def frames_of(i: int) -> tuple[np.ndarray, np.ndarray]:
+        occ = np.asarray(ds.occlusion[ds.tracklets[i].key])
+        n = min(len(occ), 128)
+        x = torch.from_numpy(np.array(test_transform(cache.network_input(i, slice(0, n))), dtype=np.float32))
+        return embed_frames(model, x).numpy(), occ[:n] > args.threshold
+
+    def auroc(score: np.ndarray, flag: np.ndarray) -> float:
+        return float(np.asarray(mann_whitney_auroc(score[None, :], flag))[0])
+
+    def oracle(query: list[int], gallery: list[int], label: str) -> None:
+        q = [frames_of(i) for i in query]
+        g = [frames_of(i) for i in gallery]
+        ids = lambda ix: np.array([ds.tracklets[i].pid for i in ix])  # noqa: E731
+        cams = lambda ix: np.array([ds.tracklets[i].camid for i in ix])  # noqa: E731
+        for name, keep in (("all frames", lambda f: np.ones_like(f)), ("clear frames", lambda f: ~f),
+                           ("occluded frames", lambda f: f)):
+            def pool(x: np.ndarray, f: np.ndarray) -> np.ndarray:
+                k = keep(f)
+                return x[k].mean(0) if k.any() else x.mean(0)
+
+            qf = np.stack([pool(*t) for t in q])
+            gf = np.stack([pool(*t) for t in g])
+            d = np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1))
+            cmc, m_ap = evaluate_rank(d, ids(query), ids(gallery), cams(query), cams(gallery), max_rank=1)
+            print(f"  {label:24s} mean over {name:16s} R1 {100 * cmc[0]:5.1f} %  mAP {100 * m_ap:5.1f} %")
+
+    train = [int(i) for i in split.train]
+    first_cam = ds.tracklets[train[0]].camid
+    print("1. oracle pooling (frame features of the checkpoint, mean-pooled)")
+    oracle([int(i) for i in split.query], [int(i) for i in split.gallery], "held-out identities")
+    oracle([i for i in train if ds.tracklets[i].camid == first_cam],
+           [i for i in train if ds.tracklets[i].camid != first_cam], "training identities")
+
+    print("2. linear probe frame feature -> occluded")
+    xs, ys = zip(*(frames_of(i) for i in train))
+    x, y = torch.tensor(np.concatenate(xs)), torch.tensor(np.concatenate(ys), dtype=torch.float32)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits((x - mu) / sd @ w + b, y) + 1e-3 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    held = [frames_of(int(i)) for i in np.concatenate([split.query, split.gallery])]
+    hx = torch.tensor(np.concatenate([h[0] for h in held]))
+    hy = np.concatenate([h[1] for h in held])
+    print(f"  AUROC on held-out frames: {auroc(((hx - mu) / sd @ w).detach().numpy(), hy):.3f}")
+
+    print("3. the model's attention (AUROC of low attention, per iteration)")
+    audit = occlusion_audit(ds, compute_results(ds, args.split, args.checkpoint, ws), args.threshold)
+    print("  pooled over frames:   " + ", ".join(f"{a:.3f}" for a in audit.auroc))
+    print("  mean within tracklet: " + ", ".join(f"{a:.3f}" for a in audit.mean_tracklet_auroc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
