@@ -85,9 +85,17 @@ def _progress_bar(label: str):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``reidviewer train``."""
-    from reidviewer.engine.train import TrainConfig, run_training_cli
+    from reidviewer.engine.train import TrainConfig, resumed_config, run_dir_for, run_training_cli
+    from reidviewer.workspace import Workspace
 
     config = TrainConfig.from_cli(args)
+    if args.resume:
+        # "Continue exactly where it stopped": the run's own settings, not this command line's
+        # defaults; only --epochs (to train longer) and --device may change.
+        requested = TrainConfig.from_cli(args)
+        if args.epochs is None:
+            requested.epochs = 0
+        config = resumed_config(run_dir_for(Workspace(args.workspace), config.run_name), requested)
     return run_training_cli(config, args)
 
 

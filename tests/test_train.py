@@ -144,6 +144,24 @@ def test_a_run_can_start_from_a_trained_mean_pooling_trunk(synth_root, shared_wo
               dataset=dataset)
 
 
+def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(synth_root, tmp_path):
+    from reidviewer.cli import main
+
+    ws = tmp_path / "ws"
+    common = ["--root", str(synth_root), "--workspace", str(ws), "--out", "cli-resume"]
+    assert main(["train", *common, "--epochs", "1", "--lr", "0.02", "--pairs-per-step", "3", "--eval-every", "0"]) == 0
+    run = ws / "runs" / "cli-resume"
+    # Resuming with no settings must not fall back to the command line's defaults (lr 1e-3,
+    # 1 pair per step, 1000 epochs): the run's own settings continue, and --epochs extends it.
+    assert main(["train", *common, "--resume", "--epochs", "2"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["lr"] == 0.02 and config["pairs_per_step"] == 3 and config["epochs"] == 2
+    state = json.loads((run / "state.json").read_text())
+    assert state["position"]["epoch"] == 2
+    assert main(["train", *common, "--resume"]) == 0  # already done: nothing more to train
+    assert json.loads((run / "state.json").read_text())["position"]["epoch"] == 2
+
+
 def test_resume_without_a_run_says_so(synth_root, shared_workspace):
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_config(synth_root, run_name="t-none"), shared_workspace, resume=True)

@@ -426,6 +426,8 @@ def train(
         position, rngs = load_state(run_dir, model, optimizer)
         rng = rngs["pairs"]
         clip_rng = rngs.get(f"clips{rank}", clip_rng)
+        if rank == 0:
+            atomic_write_json(run_dir / "config.json", config.to_dict())  # e.g. more epochs than before
     elif rank == 0:
         atomic_write_json(run_dir / "config.json", config.to_dict())
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -653,6 +655,36 @@ def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainCo
                            np.array([tr[i].camid for i in split.query]), np.array([tr[i].camid for i in split.gallery]),
                            max_rank=1)
     return float(cmc[0])
+
+
+#: Settings a resumed run may change: more epochs, another device. Everything else is the run's.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> TrainConfig:
+    """The settings to resume ``run_dir`` with: the run's own, plus allowed changes.
+
+    Args:
+        run_dir: the run folder (holds ``config.json``).
+        requested: settings asked for now; its ``epochs`` (if more than the run's) and
+            ``device`` are taken, the rest is ignored.
+
+    Raises:
+        TrainingError: the run has no readable ``config.json``, or ``requested`` asks for
+            fewer epochs than the run has already done.
+    """
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = TrainConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise TrainingError(f"{run_dir}: nothing to resume (no config.json in the run folder)") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise TrainingError(f"{path}: cannot read the run's settings ({exc})") from exc
+    if requested is not None:
+        saved.device = requested.device
+        saved.epochs = max(saved.epochs, requested.epochs)
+    saved.run_name = requested.run_name if requested is not None and requested.run_name else Path(run_dir).name
+    return saved
 
 
 def run_training_cli(config: TrainConfig, args) -> int:
