@@ -32,6 +32,8 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
     p.add_argument("--attention-lr-scale", type=float, default=None,
                    help="learning-rate multiplier for the attention parameters θ, θ′ (default 1)")
+    p.add_argument("--hinge", default=None, choices=("eq5", "rcn_code"),
+                   help="contrastive term: eq5 (squared, the paper; default) or rcn_code (RCN's non-squared)")
     p.add_argument("--init-from", metavar="FILE", default=None,
                    help="start from the matching weights of this checkpoint (e.g. a trained mean-pooling trunk)")
     p.add_argument("--milestones", default=None, help="comma-separated epochs where lr ÷10 (default 300,600)")

@@ -162,6 +162,11 @@ def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(sy
     assert json.loads((run / "state.json").read_text())["position"]["epoch"] == 2
 
 
+def test_invalid_loss_settings_are_refused_with_a_message(synth_root, shared_workspace):
+    with pytest.raises(TrainingError, match="invalid loss settings"):
+        train(tiny_config(synth_root, epochs=0, loss={"hinge": "cubic"}, run_name="t-bad-loss"), shared_workspace)
+
+
 def test_resume_without_a_run_says_so(synth_root, shared_workspace):
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(tiny_config(synth_root, run_name="t-none"), shared_workspace, resume=True)

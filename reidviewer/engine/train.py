@@ -69,6 +69,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     use_flow: bool = True
     preprocess: dict[str, Any] = field(default_factory=dict)  # extra PreprocessConfig fields
+    loss: dict[str, Any] = field(default_factory=dict)  # LossConfig fields (margin, hinge form, weights)
     run_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +98,8 @@ class TrainConfig:
             c.lr = args.lr
         if getattr(args, "attention_lr_scale", None) is not None:
             c.attention_lr_scale = args.attention_lr_scale
+        if getattr(args, "hinge", None):
+            c.loss = {**c.loss, "hinge": args.hinge}
         if getattr(args, "init_from", None):
             c.init_from = str(args.init_from)
         if getattr(args, "pooling", None) is not None:
@@ -367,7 +370,7 @@ def train(
     from reidviewer.engine.evaluate import pick_device
     from reidviewer.engine.sampler import PairSampler
     from reidviewer.model.config import ModelConfig
-    from reidviewer.model.losses import pair_loss
+    from reidviewer.model.losses import LossConfig, pair_loss
     from reidviewer.model.network import build_model
     from reidviewer.workspace import atomic_write_json
 
@@ -409,6 +412,10 @@ def train(
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(parameter_groups(model, config), lr=config.lr, momentum=config.momentum)
 
+    try:
+        loss_cfg = LossConfig(**config.loss)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"invalid loss settings {config.loss}: {exc}") from None
     pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
     cache = FrameCache(workspace, dataset, pre_cfg)
     if rank == 0:
@@ -543,7 +550,7 @@ def train(
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     out = train_model(x, mask)
                     fa, fb = out.feature[:n].float(), out.feature[n:].float()
-                    lt = pair_loss(model, fa, fb, la, lb, same=same.bool())
+                    lt = pair_loss(model, fa, fb, la, lb, loss_cfg, same=same.bool())
                 terms = {"total": lt.total, "hinge": lt.hinge, "id1": lt.id1, "id2": lt.id2, "sim": lt.sim}
                 loss = lt.total
                 if not torch.isfinite(loss):
