@@ -98,11 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             att_results = compute_results(dataset, 0, random_checkpoint(tmp / "random-ran.safetensors"), ws)
             scale = "stretch"
         opts = FigureOptions(size="single", dpi=args.dpi)
+        # The attention example shows the query with the most occluded frames, so the strips can
+        # be read against the recorded occlusion row under them.
+        occluded = [int((np.asarray(dataset.occlusion.get(dataset.tracklets[int(i)].key, [])) > 0.3).sum())
+                    for i in att_results.query_indices] if dataset.occlusion else [0]
+        att_query = (int(np.argmax(occluded)),) if max(occluded) > 0 else ()
         written = [
             export_figure("ranking", dataset, results, out / "ranking.png", opts.replace(count=3, top_k=4, dpi=args.dpi - 15)),
             export_figure("failures", dataset, results, out / "failures.png", opts.replace(count=3)),
             export_figure("attention", dataset, att_results, out / "attention.png",
-                          opts.replace(compare="top1", attention_scale=scale, dpi=args.dpi + 30)),
+                          opts.replace(compare="top1", attention_scale=scale, dpi=args.dpi + 30,
+                                       queries=att_query)),
             export_figure("cmc", None, curves, out / "cmc.png", opts.replace(labels=labels, dpi=args.dpi + 40)),
         ]
     for path in written:
