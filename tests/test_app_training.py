@@ -55,13 +55,20 @@ def test_train_stop_resume_finish_compare_and_open_in_viewer(window, qtbot, synt
     name = f"gui-{time.strftime('%H%M%S')}"
     tiny(panel, name)
     run_dir = shared_workspace.runs_dir / name
+    # Pooling is a RAN setting: offered for RAN, greyed out for mean pooling, saved with the run.
+    panel.head_combo.setCurrentIndex(panel.head_combo.findData("mean"))
+    assert not panel.pooling_combo.isEnabled()
+    panel.head_combo.setCurrentIndex(panel.head_combo.findData("ran"))
+    assert panel.pooling_combo.isEnabled()
+    panel.pooling_combo.setCurrentIndex(panel.pooling_combo.findData("l1"))
 
     with qtbot.waitSignal(panel.state_changed, timeout=5000) as st:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert st.args == ["running"]
     assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
-    assert not panel.epochs_spin.isEnabled()
+    assert not panel.epochs_spin.isEnabled() and not panel.pooling_combo.isEnabled()
     qtbot.waitUntil(lambda: loss_points(panel) >= 1, timeout=120_000)
+    assert json.loads((run_dir / "config.json").read_text())["model"] == {"pooling": "l1"}
 
     t0 = time.monotonic()
     with qtbot.waitSignal(panel.run_finished, timeout=30_000) as fin:

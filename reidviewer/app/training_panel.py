@@ -54,6 +54,13 @@ HEADS: list[tuple[str, str]] = [
     ("softmax", "softmax attention"),
 ]
 
+#: Attention pooling P of the RAN head (SPEC §a.2), with what the user reads.
+POOLINGS: list[tuple[str, str, str]] = [
+    ("mean", "(1/T)·Σαx", "attention re-weights frames and also scales the feature (default)"),
+    ("l1", "Σαx / Σα", "attention only re-weights frames (the shipped model's)"),
+    ("sum", "Σαx", "the paper's literal eq. 2: feature norms grow with sequence length"),
+]
+
 #: Loss terms plotted, in legend order.
 LOSS_TERMS = ("total", "hinge", "id1", "id2", "sim")
 
@@ -246,11 +253,17 @@ class TrainingPanel(QWidget):
         self.iterations_spin.setRange(0, 10)
         self.iterations_spin.setValue(3)
         self.iterations_spin.setPrefix("K = ")
+        self.pooling_combo = QComboBox()
+        for i, (key, text, tip) in enumerate(POOLINGS):
+            self.pooling_combo.addItem(text, key)
+            self.pooling_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self.pooling_combo.setToolTip("How RAN pools the frame features x with its attention α (SPEC §a.2)")
         self.head_combo.currentIndexChanged.connect(self._on_head)
         row = QHBoxLayout()
         row.addWidget(self.head_combo, 1)
         row.addWidget(self.iterations_spin)
         form.addRow("Head", row)
+        form.addRow("Pooling", self.pooling_combo)
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 100000)
@@ -399,7 +412,7 @@ class TrainingPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
         self.form_widgets = [self.root_edit, browse, self.name_edit, self.split_spin, self.head_combo,
-                             self.iterations_spin, self.epochs_spin, self.eval_spin, self.lr_spin,
+                             self.iterations_spin, self.pooling_combo, self.epochs_spin, self.eval_spin, self.lr_spin,
                              self.milestones_edit, self.pairs_spin, self.seed_spin, self.flow_check,
                              self.run_edit, self.device_combo]
 
@@ -439,8 +452,9 @@ class TrainingPanel(QWidget):
         self.device_combo.setCurrentIndex(i)
 
     def _on_head(self) -> None:
-        self.iterations_spin.setEnabled(self.state not in ("running", "stopping")
-                                        and self.head_combo.currentData() in ("ran", "softmax"))
+        idle = self.state not in ("running", "stopping")
+        self.iterations_spin.setEnabled(idle and self.head_combo.currentData() in ("ran", "softmax"))
+        self.pooling_combo.setEnabled(idle and self.head_combo.currentData() == "ran")
 
     def _browse_root(self) -> None:
         root = QFileDialog.getExistingDirectory(self, "Dataset folder to train on", self.root_edit.text())
@@ -489,6 +503,7 @@ class TrainingPanel(QWidget):
             pairs_per_step=self.pairs_spin.value(), seed=self.seed_spin.value(),
             device=self.device_combo.currentData() or "auto", eval_every=self.eval_spin.value(),
             use_flow=self.flow_check.isChecked(), run_name=name,
+            model={"pooling": self.pooling_combo.currentData()} if head == "ran" else {},
         )
 
     def _unique_name(self, name: str) -> str:
