@@ -315,8 +315,9 @@ def parameter_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
     """SGD parameter groups: the attention parameters θ, θ′ and the rest, each with its lr scale.
 
     θ and θ′ are 384 numbers whose gradient reaches them only through the relative weighting
-    of frames, so with a schedule much shorter than the paper's 300 k updates they barely move
-    from their initial near-uniform attention; ``attention_lr_scale`` lets them learn faster.
+    of frames, so with a schedule much shorter than the paper's they barely move from their
+    near-uniform start; ``attention_lr_scale`` lets them move faster. (On SynthWalk this spread
+    attention more without making it more occlusion-aware: see checkpoints/MODEL_CARD.md.)
     """
     attention, rest = [], []
     for name, p in model.named_parameters():
@@ -662,10 +663,6 @@ def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainCo
                            np.array([tr[i].camid for i in split.query]), np.array([tr[i].camid for i in split.gallery]),
                            max_rank=1)
     return float(cmc[0])
-
-
-#: Settings a resumed run may change: more epochs, another device. Everything else is the run's.
-RESUMABLE_CHANGES = ("epochs", "device")
 
 
 def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> TrainConfig:
