@@ -94,10 +94,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         # "Continue exactly where it stopped": the run's own settings, not this command line's
         # defaults; only --epochs (to train longer) and --device may change.
-        requested = TrainConfig.from_cli(args)
+        ignored = [flag for flag, value in (("--lr", args.lr), ("--milestones", args.milestones),
+                                            ("--pairs-per-step", args.pairs_per_step), ("--seed", args.seed),
+                                            ("--pooling", args.pooling), ("--hinge", args.hinge),
+                                            ("--init-from", args.init_from),
+                                            ("--attention-lr-scale", args.attention_lr_scale)) if value is not None]
+        if ignored:
+            print(f"note: {', '.join(ignored)} ignored with --resume (the run keeps its own settings; "
+                  "only --epochs and --device can change)", file=sys.stderr)
         if args.epochs is None:
-            requested.epochs = 0
-        config = resumed_config(run_dir_for(Workspace(args.workspace), config.run_name), requested)
+            config.epochs = 0
+        config = resumed_config(run_dir_for(Workspace(args.workspace), config.run_name), config)
     return run_training_cli(config, args)
 
 

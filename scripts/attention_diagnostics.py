@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/attention_diagnostics.py CHECKPOINT --root SYNTHWALK [--workspace WS]
 
-Embeds every frame of the split's tracklets with the checkpoint's frame network and prints:
+Embeds the frames (up to 128 per tracklet, as evaluation does) of the split's tracklets with the checkpoint's frame network and prints:
 
 1. **Oracle pooling**: rank-1 / mAP when each tracklet is mean-pooled over all its frames,
    over its clear frames only (occlusion ≤ 0.3, the truth SynthWalk records), and over its
@@ -34,10 +34,9 @@ def main() -> int:
 
     from reidviewer.annotations.audit import mann_whitney_auroc
     from reidviewer.data.cache import FrameCache
-    from reidviewer.data.preprocess import PreprocessConfig
     from reidviewer.data.registry import open_dataset
     from reidviewer.data.transforms import test_transform
-    from reidviewer.engine.evaluate import compute_results, occlusion_audit
+    from reidviewer.engine.evaluate import compute_results, occlusion_audit, preprocess_config_of
     from reidviewer.engine.metrics import evaluate_rank
     from reidviewer.model.checkpoint import load_checkpoint
     from reidviewer.model.inference import embed_frames
@@ -47,8 +46,8 @@ def main() -> int:
     ds = open_dataset(args.root, workspace=ws)
     if not ds.occlusion:
         raise SystemExit(f"{args.root}: records no occlusion (not a SynthWalk set)")
-    model, _, _ = load_checkpoint(args.checkpoint)
-    cache = FrameCache(ws, ds, PreprocessConfig())
+    model, _, meta = load_checkpoint(args.checkpoint)
+    cache = FrameCache(ws, ds, preprocess_config_of(meta))  # the checkpoint's own (e.g. no flow)
     split = ds.split(args.split)
 
     def frames_of(i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,10 +119,12 @@ def test_attention_lr_scale_sets_how_fast_theta_learns(synth_root, shared_worksp
         return {k: float((end[k] - start[k]).abs().max()) for k in ("head.attention.weight", "head.refine.weight",
                                                                     "head.embed.fc2.weight")}
 
-    frozen, fast = moved(0.0, "t-a-frozen"), moved(20.0, "t-a-fast")
+    frozen, normal, fast = moved(0.0, "t-a-frozen"), moved(1.0, "t-a-normal"), moved(20.0, "t-a-fast")
     assert frozen["head.attention.weight"] == 0 and frozen["head.refine.weight"] == 0
     assert frozen["head.embed.fc2.weight"] > 0  # the rest of the network still trains
-    assert fast["head.attention.weight"] > 0 and fast["head.refine.weight"] > 0
+    # θ′ is what moves: with K ≥ 1, α⁽⁰⁾ (θ) reaches the output only through the per-tracklet
+    # offset θ′_fᵀf⁽⁰⁾, so its gradient is ~1e-9 here whatever the scale.
+    assert fast["head.refine.weight"] > 10 * normal["head.refine.weight"] > 0
 
 
 def test_a_run_can_start_from_a_trained_mean_pooling_trunk(synth_root, shared_workspace, tmp_path):
@@ -142,9 +144,10 @@ def test_a_run_can_start_from_a_trained_mean_pooling_trunk(synth_root, shared_wo
     with pytest.raises(TrainingError, match="bad.safetensors"):
         train(tiny_config(synth_root, epochs=0, init_from=str(bad), run_name="t-bad-init"), shared_workspace,
               dataset=dataset)
+    assert not (shared_workspace.runs_dir / "t-bad-init").exists()  # a failed start leaves no run folder
 
 
-def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(synth_root, tmp_path):
+def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(synth_root, tmp_path, capsys):
     from reidviewer.cli import main
 
     ws = tmp_path / "ws"
@@ -158,13 +161,28 @@ def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(sy
     assert config["lr"] == 0.02 and config["pairs_per_step"] == 3 and config["epochs"] == 2
     state = json.loads((run / "state.json").read_text())
     assert state["position"]["epoch"] == 2
-    assert main(["train", *common, "--resume"]) == 0  # already done: nothing more to train
+    assert main(["train", *common, "--resume", "--lr", "0.5"]) == 0  # already done: nothing more to train
+    assert "--lr ignored with --resume" in capsys.readouterr().err
     assert json.loads((run / "state.json").read_text())["position"]["epoch"] == 2
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.02
+    assert main(["train", *common, "--resume", "--epochs", "1"]) == 2  # would undo a finished epoch
+    assert "already done 2 epochs" in capsys.readouterr().err
 
 
 def test_invalid_loss_settings_are_refused_with_a_message(synth_root, shared_workspace):
     with pytest.raises(TrainingError, match="invalid loss settings"):
         train(tiny_config(synth_root, epochs=0, loss={"hinge": "cubic"}, run_name="t-bad-loss"), shared_workspace)
+    assert not (shared_workspace.runs_dir / "t-bad-loss").exists()
+    with pytest.raises(TrainingError, match="attention_lr_scale"):
+        train(tiny_config(synth_root, epochs=0, attention_lr_scale=-1.0, run_name="t-bad-scale"), shared_workspace)
+
+
+def test_cli_refuses_pooling_for_a_head_without_attention_pooling(synth_root, tmp_path, capsys):
+    from reidviewer.cli import main
+
+    rc = main(["train", "--root", str(synth_root), "--head", "mean", "--pooling", "l1", "--epochs", "1",
+               "--workspace", str(tmp_path / "ws")])
+    assert rc == 2 and "--pooling is a setting of the RAN head" in capsys.readouterr().err
 
 
 def test_resume_without_a_run_says_so(synth_root, shared_workspace):

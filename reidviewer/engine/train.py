@@ -101,8 +101,10 @@ class TrainConfig:
         if getattr(args, "hinge", None):
             c.loss = {**c.loss, "hinge": args.hinge}
         if getattr(args, "init_from", None):
-            c.init_from = str(args.init_from)
+            c.init_from = str(Path(args.init_from).expanduser().resolve())
         if getattr(args, "pooling", None) is not None:
+            if c.head != "ran":
+                raise ValueError(f"--pooling is a setting of the RAN head, not of --head {c.head}")
             c.model = {**c.model, "pooling": args.pooling}
         if args.milestones is not None:
             c.milestones = tuple(int(x) for x in args.milestones.split(",") if x.strip())
@@ -322,6 +324,8 @@ def parameter_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
     attention, rest = [], []
     for name, p in model.named_parameters():
         (attention if name.startswith(("head.attention.", "head.refine.")) else rest).append(p)
+    if not config.attention_lr_scale >= 0:
+        raise TrainingError(f"attention_lr_scale must be 0 or more, got {config.attention_lr_scale}")
     groups = [{"params": rest, "lr_scale": 1.0}]
     if attention:
         groups.append({"params": attention, "lr_scale": float(config.attention_lr_scale)})
@@ -399,9 +403,12 @@ def train(
 
     run_dir = run_dir_for(workspace, config.run_name)
     config.run_name = str(run_dir.name)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
 
+    # Settings are checked before the run folder exists, so a bad start leaves nothing behind.
+    try:
+        loss_cfg = LossConfig(**config.loss)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"invalid loss settings {config.loss}: {exc}") from None
     torch.manual_seed(config.seed)
     model_cfg = ModelConfig(head=config.head, iterations=config.iterations, num_classes=sampler.num_ids,
                             **config.model)
@@ -412,11 +419,9 @@ def train(
         initialise_from(model, config.init_from)
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(parameter_groups(model, config), lr=config.lr, momentum=config.momentum)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
-    try:
-        loss_cfg = LossConfig(**config.loss)
-    except (TypeError, ValueError) as exc:
-        raise TrainingError(f"invalid loss settings {config.loss}: {exc}") from None
     pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
     cache = FrameCache(workspace, dataset, pre_cfg)
     if rank == 0:
@@ -669,9 +674,9 @@ def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> Train
     """The settings to resume ``run_dir`` with: the run's own, plus allowed changes.
 
     Args:
-        run_dir: the run folder (holds ``config.json``).
-        requested: settings asked for now; its ``epochs`` (if more than the run's) and
-            ``device`` are taken, the rest is ignored.
+        run_dir: the run folder (holds ``config.json`` and ``state.json``).
+        requested: settings asked for now; its ``device``, its ``run_name`` (when set) and its
+            ``epochs`` (when not 0: train longer, or stop sooner) are taken, the rest ignored.
 
     Raises:
         TrainingError: the run has no readable ``config.json``, or ``requested`` asks for
@@ -686,7 +691,15 @@ def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> Train
         raise TrainingError(f"{path}: cannot read the run's settings ({exc})") from exc
     if requested is not None:
         saved.device = requested.device
-        saved.epochs = max(saved.epochs, requested.epochs)
+        if requested.epochs:
+            try:
+                done = int(json.loads((Path(run_dir) / "state.json").read_text())["position"]["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                done = 0
+            if requested.epochs < done:
+                raise TrainingError(f"{run_dir}: the run has already done {done} epochs; "
+                                    f"--epochs {requested.epochs} would undo them")
+            saved.epochs = requested.epochs
     saved.run_name = requested.run_name if requested is not None and requested.run_name else Path(run_dir).name
     return saved
 
