@@ -219,6 +219,12 @@ def test_two_processes_under_torchrun_end_with_identical_weights(synth_root, tmp
     sums = [r["ddp_weight_checksums"] for r in log if "ddp_weight_checksums" in r]
     assert sums and len(sums[-1]) == 2 and sums[-1][0] == sums[-1][1]
     assert (ws / "runs" / "ddp" / "last.safetensors").is_file()
+    # Each rank's crop stream is saved, so resuming under torchrun continues every one of them.
+    rngs = json.loads((ws / "runs" / "ddp" / "state.json").read_text())["rngs"]
+    assert {"pairs", "clips0", "clips1"} <= set(rngs) and rngs["clips0"] != rngs["clips1"]
+    proc = subprocess.run([*cmd, "--resume", "--epochs", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((ws / "runs" / "ddp" / "state.json").read_text())["position"]["epoch"] == 2
 
 
 def test_cli_train_then_evaluate_reports_the_trained_checkpoint(synth_root, tmp_path, capsys):

@@ -486,10 +486,17 @@ def train(
         meta = {**meta_base, "epochs_done": position["epoch"], "global_step": position["global_step"],
                 "metrics": {"val_rank1": val_rank1}}
         path = run_dir / "last.safetensors"
+        clip_rngs = {f"clips{rank}": clip_rng}
+        if ddp:
+            # Every rank draws its own crops: rank 0 saves all their streams, so a resumed
+            # torchrun run continues each one exactly (collective: all ranks checkpoint together).
+            states: list = [None] * world
+            torch.distributed.all_gather_object(states, _rng_state_json(clip_rng))
+            clip_rngs = {f"clips{r}": _rng_from_json(st) for r, st in enumerate(states)}
         if rank == 0:
             try:
                 path = save_state(run_dir, model, optimizer, config, position,
-                                  {"pairs": rng, f"clips{rank}": clip_rng}, model_cfg, meta)
+                                  {"pairs": rng, **clip_rngs}, model_cfg, meta)
                 if tag:
                     from reidviewer.model.checkpoint import save_checkpoint
 
@@ -524,6 +531,16 @@ def train(
         if rank == 0:
             progress(p)
 
+    def stop_requested() -> bool:
+        asked = bool(should_stop())
+        if not ddp:
+            return asked
+        # One rank's Ctrl+C must stop all of them at the same step, or the others would wait
+        # for its gradients forever.
+        flag = torch.tensor([int(asked)], device=device if device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
     try:
         while position["epoch"] < config.epochs:
             epoch = position["epoch"]
@@ -536,7 +553,7 @@ def train(
             pairs = position["pairs"]
             model.train()
             while position["step"] < steps_per_epoch:
-                if should_stop():
+                if stop_requested():
                     stopped = True
                     break
                 s = position["step"]
