@@ -384,11 +384,13 @@ def train(
     rank, world = _distributed()
     ddp = world > 1
     device = pick_device(config.device)
+    owns_process_group = False
     if ddp:
         import torch.distributed as dist
 
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            owns_process_group = True
         if device.type == "cuda":
             local = int(os.environ.get("LOCAL_RANK", 0))
             torch.cuda.set_device(local)
@@ -627,6 +629,10 @@ def train(
     report("stopped" if stopped else "finished", force=True)
     if ddp:
         torch.distributed.barrier()
+        if owns_process_group:
+            # Left to interpreter shutdown, gloo's threads can abort the process
+            # ("terminate called without an active exception") after a successful run.
+            torch.distributed.destroy_process_group()
     return TrainOutcome(run_dir, ckpt, stopped, position["epoch"], position["global_step"], val_rank1)
 
 
