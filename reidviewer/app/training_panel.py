@@ -545,7 +545,7 @@ class TrainingPanel(QWidget):
         """Continue the run named in the form from its last saved state."""
         if self.is_running():
             return
-        from reidviewer.engine.train import TrainConfig
+        from reidviewer.engine.train import TrainConfig, resumed_config
 
         name = self.run_edit.text().strip()
         run_dir = self.workspace.runs_dir / name if name else None
@@ -553,11 +553,11 @@ class TrainingPanel(QWidget):
             self._show_error(f"Nothing to resume: no saved run named {name!r} in {self.workspace.runs_dir}.")
             return
         try:
-            config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            self._show_error(f"{run_dir / 'config.json'}: cannot read the run's settings ({exc}).")
+            # The run's own settings, as the CLI resumes; only the device may move.
+            config = resumed_config(run_dir, TrainConfig(epochs=0, device=self.device_combo.currentData() or "auto"))
+        except ReidViewerError as exc:
+            self._show_error(f"{exc}.")
             return
-        config.device = self.device_combo.currentData() or config.device  # the run may move device
         self.clear_curves()
         self._load_history(run_dir)
         self._launch(config, resume=True)
