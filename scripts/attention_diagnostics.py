@@ -9,10 +9,15 @@ Embeds the frames (up to 128 per tracklet, as evaluation does) of the split's tr
    occluded frames only — on the held-out identities *and* on the training identities.
    The gap between "all" and "clear" is what a perfect occlusion-avoiding attention could
    gain; on the training identities it is the incentive the training loss gives attention.
-2. **Linear probe**: AUROC of a logistic regression from frame features to "occluded"
+2. **Training incentive**: the positive-pair loss ½‖f_a − f_b‖² of eq. 5 on random 16-frame
+   clips (as training draws them) of the same person in both cameras, mean-pooled over all
+   frames and over clear frames only, for pairs where a clip mixes clear and occluded frames.
+   If clear-only pooling does not lower the loss on the training identities, the loss gives
+   attention no reason to avoid occluded frames, whatever it would gain on new identities.
+3. **Linear probe**: AUROC of a logistic regression from frame features to "occluded"
    (fitted on training frames, scored on held-out frames): whether the features carry the
    information θ would need.
-3. **The model's attention**: its AUROC against the same flags (``reidviewer audit``).
+4. **The model's attention**: its AUROC against the same flags (``reidviewer audit``).
 """
 from __future__ import annotations
 
@@ -83,7 +88,32 @@ def main() -> int:
     oracle([i for i in train if ds.tracklets[i].camid == first_cam],
            [i for i in train if ds.tracklets[i].camid != first_cam], "training identities")
 
-    print("2. linear probe frame feature -> occluded")
+    def incentive(tracklets: list[int], label: str, pairs: int = 3000) -> None:
+        rng = np.random.default_rng(0)
+        by_person: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for i in tracklets:
+            by_person.setdefault(ds.tracklets[i].pid, []).append(frames_of(i))
+        people = [p for p, t in by_person.items() if len(t) >= 2]
+        loss = {"all frames": [], "clear frames": []}
+        for _ in range(pairs):
+            a, b = by_person[people[rng.integers(len(people))]][:2]
+            clips = []
+            for x, f in (a, b):
+                s = int(rng.integers(0, max(1, len(x) - 15)))
+                clips.append((x[s:s + 16], f[s:s + 16]))
+            if not any(f.any() and (~f).any() for _, f in clips):
+                continue
+            for name in loss:
+                fa, fb = (x[~f].mean(0) if name == "clear frames" and (~f).any() else x.mean(0) for x, f in clips)
+                loss[name].append(0.5 * float(((fa - fb) ** 2).sum()))
+        print(f"  {label:24s} " + "  ".join(f"{k}: {np.mean(v):.3f}" for k, v in loss.items())
+              + f"  ({len(loss['all frames'])} pairs with a mixed clip)")
+
+    print("2. training incentive: positive-pair loss on 16-frame clips, mean-pooled over")
+    incentive([int(i) for i in np.concatenate([split.query, split.gallery])], "held-out identities")
+    incentive(train, "training identities")
+
+    print("3. linear probe frame feature -> occluded")
     xs, ys = zip(*(frames_of(i) for i in train))
     x, y = torch.tensor(np.concatenate(xs)), torch.tensor(np.concatenate(ys), dtype=torch.float32)
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -103,7 +133,7 @@ def main() -> int:
     hy = np.concatenate([h[1] for h in held])
     print(f"  AUROC on held-out frames: {auroc(((hx - mu) / sd @ w).detach().numpy(), hy):.3f}")
 
-    print("3. the model's attention (AUROC of low attention, per iteration)")
+    print("4. the model's attention (AUROC of low attention, per iteration)")
     audit = occlusion_audit(ds, compute_results(ds, args.split, args.checkpoint, ws), args.threshold)
     print("  pooled over frames:   " + ", ".join(f"{a:.3f}" for a in audit.auroc))
     print("  mean within tracklet: " + ", ".join(f"{a:.3f}" for a in audit.mean_tracklet_auroc))
