@@ -20,7 +20,8 @@ def main() -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--workspace", default=None)
     ap.add_argument("--out", default="resources/screenshots")
-    ap.add_argument("--query", type=int, default=3, help="position in the AP-sorted list")
+    ap.add_argument("--query", type=int, default=4, help="position in the AP-sorted list")
+    ap.add_argument("--frame", type=int, default=15, help="probe frame to show (the gallery shows frame 7)")
     args = ap.parse_args()
 
     from PySide6.QtCore import QEventLoop, QTimer
@@ -53,7 +54,7 @@ def main() -> int:
     w.queries.sort_by("ap")
     w.queries.select_position(args.query)
     settle(1500)
-    w.probe.set_frame(min(7, w.probe.length - 1))
+    w.probe.set_frame(min(args.frame, w.probe.length - 1))
     w.gallery.set_frame(min(7, w.gallery.length - 1))
     settle(800)
     w.grab().save(str(out / "main.png"))
