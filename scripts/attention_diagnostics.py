@@ -22,6 +22,7 @@ Embeds the frames (up to 128 per tracklet, as evaluation does) of the split's tr
 from __future__ import annotations
 
 import argparse
+from functools import lru_cache
 
 import numpy as np
 
@@ -55,6 +56,7 @@ def main() -> int:
     cache = FrameCache(ws, ds, preprocess_config_of(meta))  # the checkpoint's own (e.g. no flow)
     split = ds.split(args.split)
 
+    @lru_cache(maxsize=None)  # each section reuses the same tracklets' frame features
     def frames_of(i: int) -> tuple[np.ndarray, np.ndarray]:
         occ = np.asarray(ds.occlusion[ds.tracklets[i].key])
         n = min(len(occ), 128)
