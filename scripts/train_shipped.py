@@ -30,7 +30,7 @@ def run_wall_seconds(run_dir: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/tmp/synth150", help="where to generate / find the SynthWalk set")
+    ap.add_argument("--data", default="/tmp/synth600-seed1", help="where to generate / find the training set")
     ap.add_argument("--ids", type=int, default=600, help="identities of the training set (half are held out)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the training set (the demo set is seed 0)")
     ap.add_argument("--demo-data", default="/tmp/synth150", help="where to generate / find the demo set")
@@ -56,11 +56,13 @@ def main() -> int:
     from reidviewer.cli import DEMO_IDS, DEMO_SEED
     from reidviewer.data.registry import open_dataset
     from reidviewer.data.synthwalk import SynthConfig, generate, is_complete
-    from reidviewer.engine.evaluate import compute_results, occlusion_audit
+    from reidviewer.engine.evaluate import compute_results, evaluate_splits, occlusion_audit
     from reidviewer.engine.train import TrainConfig, train
     from reidviewer.workspace import Workspace, atomic_write_json
 
     data, demo_data = Path(args.data), Path(args.demo_data)
+    if data.resolve() == demo_data.resolve() and (args.ids, args.seed) != (DEMO_IDS, DEMO_SEED):
+        raise SystemExit(f"--data and --demo-data are both {data}; give the {args.ids}-identity set its own folder")
     for path, ids, seed in ((data, args.ids, args.seed), (demo_data, DEMO_IDS, DEMO_SEED)):
         if not is_complete(path):
             generate(path, SynthConfig(ids=ids, seed=seed), overwrite=True)
@@ -106,12 +108,12 @@ def main() -> int:
         # The demo set's people are all new to a model trained on another seed: every split is
         # held out, so report split 0 (what the viewer opens) and the mean over the 10 splits.
         if args.seed != DEMO_SEED:
-            by_split = [compute_results(demo, s, outcome.checkpoint, ws, recompute=True) for s in range(len(demo.splits))]
-            demo_audit = occlusion_audit(demo, by_split[0])
-            metrics = [r.metrics() for r in by_split]
+            summary = evaluate_splits(demo, list(range(len(demo.splits))), outcome.checkpoint, ws)
+            split0 = summary["per_split"][0]
+            demo_audit = occlusion_audit(demo, compute_results(demo, 0, outcome.checkpoint, ws))
             rows[key]["demo"] = {
-                "split0": {k: metrics[0][k] for k in ("rank1", "rank5", "mAP")},
-                "mean_over_splits": {k: sum(m[k] for m in metrics) / len(metrics) for k in ("rank1", "rank5", "mAP")},
+                "split0": {k: split0[k] for k in ("rank1", "rank5", "mAP")},
+                "mean_over_splits": {k: summary[k] for k in ("rank1", "rank5", "mAP")},
                 "auroc": [float(a) for a in demo_audit.auroc],
                 "auroc_within": [float(a) for a in demo_audit.mean_tracklet_auroc]}
         print(json.dumps({key: rows[key]}, indent=1), flush=True)
