@@ -1,6 +1,6 @@
 """reidviewer: video-based person re-identification with Refined Attention Networks.
 
-The package is layered (see DESIGN.md): ``data`` (datasets, frames, preprocessing),
+The package is layered (see docs/architecture.md): ``data`` (datasets, frames, preprocessing),
 ``model`` (the RAN network, losses, checkpoints), ``engine`` (training, evaluation,
 results), ``annotations``, ``figures`` and the Qt ``app``. Only ``app`` imports Qt, and
 importing this package does not import torch: heavy modules load on first use.

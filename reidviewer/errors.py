@@ -33,3 +33,13 @@ class CheckpointError(ReidViewerError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class UsageError(ReidViewerError, ValueError):
+    """The command line or a setting asks for something that cannot be (an unknown dataset
+    name, a split that does not exist, a negative epoch count, ...). The message names the
+    option or setting. A ``ValueError`` too, so library callers that catch those keep working."""
+
+
+class Cancelled(ReidViewerError):
+    """The user cancelled a long computation (raised by progress callbacks and workers)."""

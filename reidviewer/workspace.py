@@ -8,22 +8,18 @@ flushed and fsync'ed, then renamed over the target, so a crash never leaves half
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from reidviewer.errors import ReidViewerError
+
 ENV_VAR = "REIDVIEWER_WORKSPACE"
-
-
-def _default_mode() -> int:
-    """Permissions a plain ``open()`` would give a new file (mkstemp's are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def default_workspace_dir() -> Path:
@@ -36,11 +32,51 @@ def default_workspace_dir() -> Path:
     return Path(user_data_dir("reidviewer", appauthor=False))
 
 
+class WorkspaceError(ReidViewerError):
+    """A file or folder in the workspace (or another place the user asked to write to) cannot be
+    written: a read-only folder, a full disk, no permission. The message names the place and
+    what to do; whatever was written before is left as it was."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def write_failure(path: str | Path, exc: OSError) -> WorkspaceError:
+    """The ``WorkspaceError`` for an ``OSError`` met while writing ``path``: in plain words."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full; free some space (or use another --workspace) and try again"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = "cannot be written (read-only or no permission); choose another --workspace"
+    else:
+        what = f"cannot be written ({exc.strerror or exc})"
+    return WorkspaceError(path, what)
+
+
+def _temporary_beside(path: Path, suffix: str) -> tuple[int, Path]:
+    """Create a new temporary file beside ``path``: ``(fd, its path)``.
+
+    ``os.open`` with mode 0o666 lets the process umask decide the permissions, as for any file
+    the user creates (``mkstemp``'s are 0600, and reading the umask means setting it, which is
+    not thread-safe).
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. A write that
+    fails for want of space or permission raises ``WorkspaceError`` naming ``path``.
 
     Args:
         path: the file to (re)place.
@@ -50,21 +86,25 @@ def atomic_open(path: str | Path, mode: str = "wb", durable: bool = True) -> Ite
             never expose a partial file either way, since the rename is atomic.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _default_mode())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary_beside(path, ".tmp")
+    except OSError as exc:
+        raise write_failure(path, exc) from None
+    try:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc) from None
         raise
 
 
@@ -85,22 +125,30 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp_path)`` (for libraries that want a file name), then rename over ``path``."""
+    """Call ``writer(tmp_path)`` (for libraries that want a file name), then rename over ``path``.
+
+    A failure to write (``OSError``, or a library's own error for a full disk) removes the
+    temporary file and leaves ``path`` as it was; an ``OSError`` becomes a ``WorkspaceError``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.fchmod(fd, _default_mode())
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary_beside(path, path.suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise write_failure(path, exc) from None
     try:
         writer(Path(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc) from None
         raise
 
 
@@ -119,7 +167,10 @@ class Workspace:
 
     def _sub(self, *parts: str) -> Path:
         p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(p, exc) from None
         return p
 
     @property

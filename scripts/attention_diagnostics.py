@@ -38,7 +38,7 @@ def main() -> int:
 
     import torch
 
-    from reidviewer.annotations.audit import mann_whitney_auroc
+    from reidviewer.engine.audit import mann_whitney_auroc
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.registry import open_dataset
     from reidviewer.data.transforms import test_transform

@@ -53,7 +53,7 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)  # two runs side by side on a 2-core machine
 
-    from reidviewer.cli import DEMO_IDS, DEMO_SEED
+    from reidviewer.demo import DEMO_IDS, DEMO_SEED
     from reidviewer.data.registry import open_dataset
     from reidviewer.data.synthwalk import SynthConfig, generate, is_complete
     from reidviewer.engine.evaluate import compute_results, evaluate_splits, occlusion_audit

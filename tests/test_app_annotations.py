@@ -27,7 +27,7 @@ def test_q_flags_the_probe_frame_and_undo_redo_follow(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Q)
     assert window.probe.flags == {2: "occluded"}
     assert window.probe.view.flag_text == "occluded"
-    assert [round(item.value()) for item in window.probe_plot.flag_items] == [2]
+    assert [round(item.value()) for item in window.probe_plot.flag_items] == [3]  # frame 3 for people
     q = window.current_query
     assert [r for r in window.queries.model.rows if r.row == q][0].flagged
     assert window.annotations.panel.history.count() == 1

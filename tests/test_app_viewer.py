@@ -37,8 +37,10 @@ def test_space_plays_and_moves_the_counter_and_playhead(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert not window.probe.playing
     i = window.probe.index
+    # One numbering for people: the counter and the plot's axis both say frame i + 1.
     assert window.probe.counter.text() == f"{i + 1} / {window.probe.length}"
-    assert window.probe_plot.playhead.value() == i
+    assert window.probe_plot.playhead.value() == i + 1
+    assert window.state.frames["probe"] == i
 
 
 def test_arrows_step_and_home_end(window, qtbot):
@@ -65,6 +67,9 @@ def test_alt_arrows_change_the_highlighted_iteration(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
     assert window.iteration == k_final
     assert "k = 3" in window.iteration_label.text()
+    # At the last iteration (where the view opens) Alt+↓ wraps around to k = 0: a key always acts.
+    qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    assert window.iteration == 0 and window.gallery_plot.highlight == 0
 
 
 def test_pgdown_moves_to_the_next_query(window, qtbot):

@@ -9,7 +9,7 @@ import pytest
 from _annotations_fixtures import make_dataset
 
 from reidviewer.annotations import AnnotationError, AnnotationStore, FlagFrames
-from reidviewer.annotations.audit import (
+from reidviewer.engine.audit import (
     audit_attention,
     mann_whitney_auroc,
     occlusion_flags,

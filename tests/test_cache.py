@@ -88,7 +88,7 @@ def test_process_pool_fills_in_parallel(workspace, dataset, monkeypatch):
     monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)  # use the pool even for a tiny job
     cache = FrameCache(workspace, dataset)
     seen = []
-    assert cache.ensure(range(4), progress=lambda d, t: seen.append((d, t)), workers=2) == 4
+    assert cache.ensure(range(4), progress=lambda d, t, text: seen.append((d, t)), workers=2) == 4
     total = sum(len(t) for t in dataset.tracklets)
     assert seen[0] == (0, total) and seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -271,7 +271,13 @@ def test_torch_tensors_give_the_same_crops():
 
 def test_crop_that_does_not_fit_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
-        apply_crop(np.zeros((1, 5, 60, 48), np.float32), CropParams(4, 8, False))
+        apply_crop(np.zeros((1, 5, 64, 48), np.float32), CropParams(4, 9, False))
+
+
+def test_crops_are_eight_pixels_smaller_than_the_stored_frame():
+    # The paper's 64×48 → 56×40, and any other stored size likewise (a recipe may store 72×40).
+    assert apply_crop(np.zeros((2, 5, 64, 48), np.float32), CropParams(4, 4, False)).shape == (2, 5, 56, 40)
+    assert apply_crop(np.zeros((2, 5, 72, 40), np.float32), CropParams(1, 8, True)).shape == (2, 5, 64, 32)
 
 
 # --------------------------------------------------------------------------- clip sampling

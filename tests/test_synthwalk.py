@@ -204,7 +204,7 @@ def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
 def test_an_interrupted_run_leaves_nothing_that_looks_complete(tmp_path):
     out = tmp_path / "sw"
 
-    def cancel(done: int, total: int) -> None:
+    def cancel(done: int, total: int, text: str = "") -> None:
         if done >= 1:
             raise KeyboardInterrupt
 

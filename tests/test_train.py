@@ -18,7 +18,7 @@ from reidviewer.engine.train import TrainConfig, TrainingError, train
 
 
 def tiny_config(root, **kw) -> TrainConfig:
-    base = dict(root=str(root), epochs=2, pairs_per_step=2, eval_every=0, checkpoint_every=0,
+    base = dict(recipe="paper", root=str(root), epochs=2, pairs_per_step=2, eval_every=0, checkpoint_every=0,
                 milestones=(1,), seed=5, lr=0.01)
     base.update(kw)
     return TrainConfig(**base)
@@ -152,7 +152,8 @@ def test_cli_resume_continues_with_the_runs_own_settings_and_can_train_longer(sy
 
     ws = tmp_path / "ws"
     common = ["--root", str(synth_root), "--workspace", str(ws), "--out", "cli-resume"]
-    assert main(["train", *common, "--epochs", "1", "--lr", "0.02", "--pairs-per-step", "3", "--eval-every", "0"]) == 0
+    assert main(["train", *common, "--recipe", "paper", "--epochs", "1", "--lr", "0.02", "--pairs-per-step", "3",
+                 "--eval-every", "0"]) == 0
     run = ws / "runs" / "cli-resume"
     # Resuming with no settings must not fall back to the command line's defaults (lr 1e-3,
     # 1 pair per step, 1000 epochs): the run's own settings continue, and --epochs extends it.
@@ -173,8 +174,10 @@ def test_invalid_loss_settings_are_refused_with_a_message(synth_root, shared_wor
     with pytest.raises(TrainingError, match="invalid loss settings"):
         train(tiny_config(synth_root, epochs=0, loss={"hinge": "cubic"}, run_name="t-bad-loss"), shared_workspace)
     assert not (shared_workspace.runs_dir / "t-bad-loss").exists()
-    with pytest.raises(TrainingError, match="attention_lr_scale"):
-        train(tiny_config(synth_root, epochs=0, attention_lr_scale=-1.0, run_name="t-bad-scale"), shared_workspace)
+    from reidviewer.engine.recipes import SettingsError
+
+    with pytest.raises(SettingsError, match="attention_lr_scale"):  # refused where it is set
+        tiny_config(synth_root, epochs=0, attention_lr_scale=-1.0, run_name="t-bad-scale")
 
 
 def test_cli_refuses_pooling_for_a_head_without_attention_pooling(synth_root, tmp_path, capsys):
@@ -211,7 +214,7 @@ def test_two_processes_under_torchrun_end_with_identical_weights(synth_root, tmp
     ws = tmp_path / "ws"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "reidviewer", "train",
-           "--root", str(synth_root), "--epochs", "1", "--pairs-per-step", "1", "--eval-every", "0",
+           "--root", str(synth_root), "--recipe", "paper", "--epochs", "1", "--pairs-per-step", "1", "--eval-every", "0",
            "--device", "cpu", "--out", "ddp", "--workspace", str(ws)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -231,8 +234,9 @@ def test_cli_train_then_evaluate_reports_the_trained_checkpoint(synth_root, tmp_
     from reidviewer.cli import main
 
     ws = tmp_path / "ws"
-    rc = main(["train", "--root", str(synth_root), "--epochs", "1", "--pairs-per-step", "2", "--eval-every", "0",
-               "--pooling", "l1", "--attention-lr-scale", "10", "--out", "cli-run", "--workspace", str(ws)])
+    rc = main(["train", "--root", str(synth_root), "--recipe", "paper", "--epochs", "1", "--pairs-per-step", "2",
+               "--eval-every", "0", "--pooling", "l1", "--attention-lr-scale", "10", "--out", "cli-run",
+               "--workspace", str(ws)])
     assert rc == 0
     run = ws / "runs" / "cli-run"
     config = json.loads((run / "config.json").read_text())

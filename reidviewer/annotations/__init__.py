@@ -2,8 +2,8 @@
 
 ``AnnotationStore`` (``store.py``) holds one dataset's corrections with undo/redo and a full
 history; ``apply_annotations`` (``apply.py``) gives the corrected dataset view that training and
-evaluation use; ``exchange.py`` exports/imports JSON and CSV; ``audit.py`` measures how well
-attention singles out flagged frames. No Qt here.
+evaluation use; ``exchange.py`` exports/imports JSON and CSV. How well attention singles out flagged frames
+is evaluation work: ``reidviewer.engine.audit``. No Qt here.
 """
 from __future__ import annotations
 

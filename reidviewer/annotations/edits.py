@@ -198,7 +198,7 @@ class FlagFrames(Edit):
     def describe(self) -> str:
         verb = "Unflag" if self.clear else "Flag"
         n = len(self.frames)
-        what = f"frame {self.frames[0]}" if n == 1 else f"{n} frames"
+        what = f"frame {self.frames[0] + 1}" if n == 1 else f"{n} frames"  # people count frames from 1
         return f"{verb} {what} of {self.key} as {self.flag}"
 
 

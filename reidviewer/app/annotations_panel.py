@@ -6,11 +6,11 @@
 Ctrl+Z, Ctrl+Shift+Z), the context menus of the players, the query list and the ranked tiles,
 and the Annotations tab (``AnnotationsPanel``: history, read-only state, export/import).
 
-After each edit, undo or redo the views are refreshed from the store: frame flags in the
-players, plots, query list and tiles; identity edits (merge, relabel, split, tracklet flags)
-re-rank the shown results from their stored features with the corrected pids
-(``relabel_results``), so true-match marks and metrics change at once without re-running the
-network. Tracklets flagged junk/exclude leave the evaluation the next time results are
+After each edit, undo or redo the session is updated from the store — its frame flags; for
+identity edits (merge, relabel, split, tracklet flags) the shown results re-ranked from their
+stored features with the corrected pids (``relabel_results``) — and the ``ViewerState`` says
+``annotations_changed``: every view refreshes itself, so true-match marks and metrics change
+at once without re-running the network. Tracklets flagged junk/exclude leave the evaluation the next time results are
 computed (re-open), since that changes which rows exist.
 """
 from __future__ import annotations
@@ -18,10 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGridLayout,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -50,9 +51,12 @@ from reidviewer.annotations import (
     apply_annotations,
 )
 from reidviewer.annotations import exchange
-from reidviewer.annotations.apply import relabel_results
 from reidviewer.annotations.store import _ZERO_HASH
+from reidviewer.app.state import ViewerState
+from reidviewer.app.tasks import describe_failure
 from reidviewer.data.tracklet import Tracklet
+from reidviewer.engine.results import relabel_results
+from reidviewer.errors import ReidViewerError
 
 #: How frame flags read in the player band.
 FLAG_LABELS = {"occluded": "occluded", "bad_crop": "bad crop", "wrong_person": "wrong person"}
@@ -110,6 +114,8 @@ class AnnotationsPanel(QWidget):
         self.mode = QLabel("No dataset open.")
         self.mode.setWordWrap(True)
         self.history = QListWidget()
+        self.history.setWordWrap(True)  # long keys wrap instead of being cut off
+        self.history.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.undo_button = QPushButton("Undo")
         self.redo_button = QPushButton("Redo")
         self.undo_button.clicked.connect(controller.stack.undo)
@@ -124,13 +130,16 @@ class AnnotationsPanel(QWidget):
         self.export_json_button.clicked.connect(self._ask_export_json)
         self.import_json_button.clicked.connect(self._ask_import_json)
         self.export_csv_button.clicked.connect(self._ask_export_csv)
+        self.export_csv_button.setText("Export frame flags (CSV)…")
         row = QHBoxLayout()
         row.addWidget(self.undo_button)
         row.addWidget(self.redo_button)
         row.addStretch(1)
-        exchange_row = QHBoxLayout()
-        for b in (self.export_json_button, self.import_json_button, self.export_csv_button):
-            exchange_row.addWidget(b)
+        # Two rows: three buttons side by side do not fit the side dock.
+        exchange_row = QGridLayout()
+        exchange_row.addWidget(self.export_json_button, 0, 0)
+        exchange_row.addWidget(self.import_json_button, 0, 1)
+        exchange_row.addWidget(self.export_csv_button, 1, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.mode)
         layout.addLayout(row)
@@ -157,10 +166,13 @@ class AnnotationsPanel(QWidget):
         if store.read_only:
             self.mode.setText(f"Annotations of {store.path.name} are READ-ONLY — {store.mode_reason}")
         else:
-            self.mode.setText(f"Annotations: {store.path.name} · version {store.version()}")
+            n = sum(1 for rec in store.history() if rec.status == "applied")
+            self.mode.setText(f"Annotations: {n} edit{'s' if n != 1 else ''} applied, saved in {store.path.name}")
+            self.mode.setToolTip(f"{store.path} · version {store.version()}")
         for rec in store.history():
             item = QListWidgetItem(f"#{rec.id} [{rec.status}] {rec.summary}")
-            item.setToolTip(f"{rec.created_at:%Y-%m-%d %H:%M:%S} UTC · {rec.kind}")
+            item.setToolTip(f"#{rec.id} [{rec.status}] {rec.summary}")
+            item.setToolTip(f"{item.toolTip()}\n{rec.created_at:%Y-%m-%d %H:%M:%S} UTC · {rec.kind}")
             if rec.status != "applied":
                 item.setForeground(Qt.GlobalColor.gray)
             self.history.addItem(item)
@@ -185,10 +197,17 @@ class AnnotationsPanel(QWidget):
 
 
 class AnnotationController(QObject):
-    """Annotation editing for a ``MainWindow`` (see the module docstring).
+    """Annotation editing on a ``ViewerState`` (see the module docstring).
+
+    It reads the selection from the state (the query, the gallery tracklet, the probe's
+    playhead) and, after an edit, undo or redo, updates the session (frame flags; for
+    identity edits the re-ranked results) and tells the state, whose views refresh themselves.
 
     Args:
-        window: the main window (its players, plots, query list, ranked view, status bar).
+        state: the viewer state.
+        workspace: where the annotation stores live.
+        settings: returns the app's ``QSettings`` (remembers "don't ask before merging").
+        parent: the Qt parent (the main window), for dialogs and menus.
 
     Signals:
         changed(): an edit, undo or redo was applied and the views refreshed.
@@ -196,23 +215,17 @@ class AnnotationController(QObject):
 
     changed = Signal()
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, state: ViewerState, workspace: Any, settings: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.workspace = workspace
+        self.settings = settings
+        self.parent_widget = parent
         self.store: AnnotationStore | None = None
         self.base_dataset = None
         self.problem = ""
         self.stack = QUndoStack(self)
         self.panel = AnnotationsPanel(self)
-        for player in (window.probe, window.gallery):
-            player.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-            player.customContextMenuRequested.connect(lambda pos, p=player: self._player_menu(p, pos))
-        view = window.queries.view
-        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        view.customContextMenuRequested.connect(self._query_menu)
-        # Tiles are created lazily by the ranked view: wire new ones whenever it is refilled.
-        window.query_shown.connect(lambda _q: self._wire_tiles())
-        window.ranked.top_k_changed.connect(lambda _k: self._wire_tiles())
 
     # ------------------------------------------------------------------ opening
     def shortcut_handlers(self) -> dict[str, Any]:
@@ -232,16 +245,18 @@ class AnnotationController(QObject):
         self.base_dataset = getattr(session, "base_dataset", None) or session.dataset
         self.problem = ""
         try:
-            self.store = AnnotationStore.for_dataset(self.window.workspace, self.base_dataset)
+            self.store = AnnotationStore.for_dataset(self.workspace, self.base_dataset)
         except AnnotationError as exc:
             self.store = None
             self.problem = f"Annotations unavailable: {exc}"
         self._sync_flags(session)
         self.panel.refresh()
+
+    def status_suffix(self) -> str:
+        """What the status bar adds about the annotations (read-only, unavailable), or ``""``."""
         if self.store is not None and self.store.read_only:
-            self._status(f"annotations read-only — {self.store.mode_reason}", append=True)
-        elif self.problem:
-            self._status(self.problem, append=True)
+            return f" · annotations read-only — {self.store.mode_reason}"
+        return f" · {self.problem}" if self.problem else ""
 
     def close(self) -> None:
         """Close the store (releases the writer lock for another instance)."""
@@ -250,16 +265,15 @@ class AnnotationController(QObject):
             self.store = None
 
     # ------------------------------------------------------------------ helpers
-    def _status(self, text: str, append: bool = False) -> None:
-        label = self.window.status_text
-        label.setText(f"{label.text()} · {text}" if append and label.text() else text)
+    def _status(self, text: str) -> None:
+        self.state.set_status(text)
 
     def report_error(self, message: str) -> None:
         """Show an edit that the store refused."""
         self._status(f"annotation not applied: {message}")
 
     def _writable(self) -> bool:
-        if self.window.session is None:
+        if self.state.session is None:
             return False
         if self.store is None:
             self._status(self.problem or "no annotation store open")
@@ -284,21 +298,21 @@ class AnnotationController(QObject):
         return self.store.version()
 
     def probe_tracklet(self) -> Tracklet | None:
-        w = self.window
-        return None if w.session is None or w.current_query is None else w.session.query_tracklet(w.current_query)
+        s = self.state
+        return None if s.session is None or s.query is None else s.session.query_tracklet(s.query)
 
     def gallery_tracklet(self) -> Tracklet | None:
-        w = self.window
-        return None if w.session is None or w.current_gallery is None else w.session.gallery_tracklet(w.current_gallery)
+        s = self.state
+        return None if s.session is None or s.gallery is None else s.session.gallery_tracklet(s.gallery)
 
     # ------------------------------------------------------------------ actions
     def flag_probe_frame(self, flag: str) -> bool:
         """Q / O: toggle ``flag`` on the probe player's current frame."""
         t = self.probe_tracklet()
-        return t is not None and self.toggle_frame_flag(t, self.window.probe.index, flag)
+        return t is not None and self.toggle_frame_flag(t, self.state.frames["probe"], flag)
 
     def toggle_frame_flag(self, t: Tracklet, frame: int, flag: str) -> bool:
-        """Set ``flag`` on a frame, or clear it if it is set."""
+        """Set ``flag`` on a frame (0-based), or clear it if it is set."""
         if self.store is None:
             return self._writable()
         on = flag in self.store.frame_flags_of(t.key).get(frame, frozenset())
@@ -312,12 +326,12 @@ class AnnotationController(QObject):
         return self.push(FlagTracklets((t.key,), flag, clear=on))
 
     def confirm_merge_enabled(self) -> bool:
-        value = self.window._settings().value(CONFIRM_MERGE_KEY, True)
+        value = self.settings().value(CONFIRM_MERGE_KEY, True)
         return value not in (False, "false", "0", 0)
 
     def set_confirm_merge(self, on: bool) -> None:
         """Ask (or not) before M merges; remembered in the workspace's ``reidviewer.ini``."""
-        self.window._settings().setValue(CONFIRM_MERGE_KEY, bool(on))
+        self.settings().setValue(CONFIRM_MERGE_KEY, bool(on))
 
     def merge_selected(self) -> bool:
         """M: merge the selected retrieval's identity into the query's (after a confirm)."""
@@ -339,7 +353,7 @@ class AnnotationController(QObject):
             box = QMessageBox(QMessageBox.Icon.Question, "Merge identities",
                               f"Merge identity {absorb} (every tracklet of it, incl. {g.person} {g.camera}) "
                               f"into the query's identity {keep}?",
-                              QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, self.window)
+                              QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, self.parent_widget)
             dont_ask = QCheckBox("Don't ask again")
             box.setCheckBox(dont_ask)
             if box.exec() != QMessageBox.StandardButton.Ok:
@@ -351,27 +365,33 @@ class AnnotationController(QObject):
     def relabel(self, t: Tracklet) -> bool:
         if not self._writable():
             return False
-        pid, ok = QInputDialog.getInt(self.window, "Relabel", f"New identity for {t.key}:", self.store.pid_of(t.key),
-                                      -(2**31), 2**31 - 1)
+        pid, ok = QInputDialog.getInt(self.parent_widget, "Relabel", f"New identity for {t.key}:",
+                                      self.store.pid_of(t.key), -(2**31), 2**31 - 1)
         return ok and self.push(Relabel((t.key,), pid))
 
     def note(self, t: Tracklet) -> bool:
         if not self._writable():
             return False
-        text, ok = QInputDialog.getMultiLineText(self.window, "Note", f"Note on {t.key} (empty deletes it):",
+        text, ok = QInputDialog.getMultiLineText(self.parent_widget, "Note", f"Note on {t.key} (empty deletes it):",
                                                  self.store.note("tracklet", t.key))
         return ok and self.push(SetNote("tracklet", t.key, text))
 
     # ------------------------------------------------------------------ exchange
     def export_json(self, path: str | Path) -> None:
         if self.store is not None:
-            exchange.export_json(self.store, path)
-            self._status(f"annotations exported to {path}")
+            self._write(lambda: exchange.export_json(self.store, path), f"annotations exported to {path}")
 
     def export_frame_flags_csv(self, path: str | Path) -> None:
         if self.store is not None:
-            exchange.export_frame_flags_csv(self.store, path)
-            self._status(f"frame flags exported to {path}")
+            self._write(lambda: exchange.export_frame_flags_csv(self.store, path), f"frame flags exported to {path}")
+
+    def _write(self, fn, done: str) -> None:
+        try:
+            fn()
+        except (OSError, ReidViewerError) as exc:
+            QMessageBox.warning(self.parent_widget, "reidviewer", describe_failure(exc))
+            return
+        self._status(done)
 
     def import_json(self, path: str | Path) -> None:
         if not self._writable():
@@ -380,7 +400,7 @@ class AnnotationController(QObject):
             exchange.import_json(self.store, path)
             self.store.attach(self.base_dataset)
         except AnnotationError as exc:
-            QMessageBox.warning(self.window, "reidviewer", str(exc))
+            QMessageBox.warning(self.parent_widget, "reidviewer", str(exc))
             return
         self.stack.clear()  # imported history is in the store, not on this session's undo stack
         self.refresh(identity=True)
@@ -402,62 +422,25 @@ class AnnotationController(QObject):
         self.refresh(identity=isinstance(edit, IDENTITY_EDITS))
 
     def refresh(self, identity: bool = True) -> None:
-        """Refresh the views from the store; ``identity``: re-rank the results with corrected pids too."""
-        w = self.window
-        s = w.session
+        """Update the session from the store and tell the state; ``identity``: re-rank the
+        results with the corrected pids too."""
+        s = self.state.session
         if s is None or self.store is None:
             return
         self._sync_flags(s)
+        version = self.version()
         if identity:
-            version = self.version()
             s.dataset = apply_annotations(self.base_dataset, self.store)
             s.results = relabel_results(s.results, s.dataset, version)
-            w.metrics.set_metrics(s.metrics(), s.per_query_ap(), s.metrics_source())
-            w.failures.set_cases(s.failure_cases(), s.num_queries)
-            w.status_text.setText(s.status)
-        self._update_query_rows()
-        q, g = self.probe_tracklet(), self.gallery_tracklet()
-        if q is not None:
-            w.probe.set_flags(s.frame_flags(q.index))
-            w.probe_plot.set_flags(set(s.frame_flags(q.index)))
-        if g is not None and identity:
-            w.show_gallery(w.current_gallery)  # caption says true/false match; also refreshes the tiles
-        else:
-            if g is not None:
-                w.gallery.set_flags(s.frame_flags(g.index))
-                w.gallery_plot.set_flags(set(s.frame_flags(g.index)))
-            w._refresh_ranked()
-        self._wire_tiles()
+            s.invalidate()
         self.panel.refresh()
+        self.state.annotations_updated(identity, version)
         self.changed.emit()
 
-    def _update_query_rows(self) -> None:
-        # In place, not set_rows(): a model reset would drop the selection and reload the probe.
-        lst = self.window.queries
-        model = lst.model
-        rows = self.window.session.query_rows()
-        if len(rows) != len(model.rows):
-            lst.set_rows(rows)
-            return
-        model.rows = rows
-        if rows:
-            model.dataChanged.emit(model.index(0, 0), model.index(len(rows) - 1, model.columnCount() - 1))
-        hits = sum(r.first_rank == 1 for r in rows)
-        lst.summary.setText(f"{len(rows)} queries · {hits} hit at rank 1 · {len(rows) - hits} miss")
-
     # ------------------------------------------------------------------ context menus
-    def _wire_tiles(self) -> None:
-        ranked = self.window.ranked
-        for tile in ranked.ranked.tiles + ranked.truth.tiles:
-            if tile.property("annotation_menu"):
-                continue
-            tile.setProperty("annotation_menu", True)
-            tile.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-            tile.customContextMenuRequested.connect(lambda pos, t=tile: self._tile_menu(t, pos))
-
     def tracklet_menu(self, t: Tracklet, frame: int | None = None, merge: bool = False) -> QMenu:
-        """The context menu of a tracklet (with a frame: its frame flags too)."""
-        menu = QMenu(self.window)
+        """The context menu of a tracklet (with a frame, 0-based: its frame flags too)."""
+        menu = QMenu(self.parent_widget)
         store = self.store
         enabled = store is not None and not store.read_only
         if frame is not None:
@@ -495,22 +478,18 @@ class AnnotationController(QObject):
             menu.addAction(a)
         return menu
 
-    def _player_menu(self, player: Any, pos: QPoint) -> None:
-        t = self.probe_tracklet() if player is self.window.probe else self.gallery_tracklet()
+    def show_player_menu(self, player: str, global_pos: Any) -> None:
+        """The menu of the probe's or the gallery player's tracklet and current frame."""
+        t = self.probe_tracklet() if player == "probe" else self.gallery_tracklet()
         if t is not None:
-            self.tracklet_menu(t, player.index, merge=player is self.window.gallery).exec(player.mapToGlobal(pos))
+            self.tracklet_menu(t, self.state.frames[player], merge=player == "gallery").exec(global_pos)
 
-    def _tile_menu(self, tile: Any, pos: QPoint) -> None:
-        if tile.data is None or self.window.session is None:
-            return
-        t = self.window.session.gallery_tracklet(tile.data.gallery_row)
-        self.tracklet_menu(t, merge=True).exec(tile.mapToGlobal(pos))
+    def show_gallery_menu(self, gallery_row: int, global_pos: Any) -> None:
+        """The menu of a gallery tracklet (a ranked tile)."""
+        if self.state.session is not None:
+            self.tracklet_menu(self.state.session.gallery_tracklet(gallery_row), merge=True).exec(global_pos)
 
-    def _query_menu(self, pos: QPoint) -> None:
-        w = self.window
-        view = w.queries.view
-        idx = view.indexAt(pos)
-        if not idx.isValid() or w.session is None:
-            return
-        row = w.queries.model.rows[w.queries.proxy.mapToSource(idx).row()].row
-        self.tracklet_menu(w.session.query_tracklet(row)).exec(view.viewport().mapToGlobal(pos))
+    def show_query_menu(self, query_row: int, global_pos: Any) -> None:
+        """The menu of a query tracklet (the query list)."""
+        if self.state.session is not None:
+            self.tracklet_menu(self.state.session.query_tracklet(query_row)).exec(global_pos)

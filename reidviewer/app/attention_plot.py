@@ -1,4 +1,12 @@
-"""The attention plot: one curve per refinement iteration, a playhead, click to seek."""
+"""The attention plot: one curve per refinement iteration, a playhead, click to seek.
+
+Bound to a ``ViewerState``, it plots the attention of the probe (or the gallery tracklet),
+marks flagged frames, highlights the state's iteration and follows its playhead; clicking
+moves the playhead. Frames are numbered from 1 on the axis, as in the player. A model that
+pools frames uniformly (mean pooling, RCN) has no attention: the plot says so instead of
+drawing a flat line. Curves that lie on top of each other are named in words, so a user who
+sees two curves for four iterations knows where the others went.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,32 +15,34 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import FLAG, iteration_color
-
-#: Below this spread (max − min over frames) attention is "nearly uniform": it weights every
-#: frame alike, so it cannot be what singles out occluded frames. Users of other tools
-#: missed exactly this, so the plot says it in words.
-UNIFORM_SPREAD = 0.05
+from reidviewer.app.state import ViewerState
+from reidviewer.app.viewmodel import UNIFORM_SPREAD, attention_spread, coinciding_iterations
 
 
-def attention_spread(attention: np.ndarray) -> float:
-    """Max − min of the final iteration's attention over frames (0 for ≤ 1 frame)."""
-    a = np.asarray(attention)
-    if a.ndim != 2 or a.shape[1] < 2:
-        return 0.0
-    return float(a[-1].max() - a[-1].min())
+def _ignored_width(label: QLabel) -> QLabel:
+    """A label that never widens the window (its full text is in its tooltip)."""
+    label.setMinimumWidth(10)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
 
 
 class AttentionPlot(QWidget):
     """Per-frame attention α⁽⁰⁾..α⁽ᴷ⁾ of one tracklet, synced to a player.
 
+    Args:
+        state: the viewer state (``None``: a stand-alone plot fed by ``set_attention``).
+        which: ``probe`` or ``gallery``.
+
     Signals:
-        seek(int): the user clicked the plot at a frame.
+        seek(int): the user clicked the plot at a frame (0-based).
     """
 
     seek = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState | None = None, which: str = "probe", parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.state = state
+        self.which = which
         pg.setConfigOptions(antialias=True)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
@@ -44,25 +54,20 @@ class AttentionPlot(QWidget):
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.legend = self.plot.addLegend(offset=(4, 1), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 150),
                                           colCount=4, verSpacing=-6, horSpacing=6)
-        self.playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((40, 40, 40), width=1.5))
+        self.playhead = pg.InfiniteLine(pos=1, angle=90, pen=pg.mkPen((40, 40, 40), width=1.5))
         self.plot.addItem(self.playhead, ignoreBounds=True)
-        self.notice = QLabel("")
+        self.notice = _ignored_width(QLabel(""))
         self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
-        self.notice.setMinimumWidth(10)
-        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.notice.setVisible(False)
         self.flag_items: list[pg.InfiniteLine] = []
         self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         self.toggles_box = QHBoxLayout()
         self.toggles_box.setContentsMargins(4, 0, 4, 0)
-        self.toggles_box.addWidget(QLabel("k:"))
+        self.k_label = QLabel("k:")
+        self.toggles_box.addWidget(self.k_label)
         self.toggles: list[QCheckBox] = []
-        self.toggles_box.addStretch(1)
-        self.title = QLabel("")
-        # Long titles must not widen the window: let them be cut instead.
-        self.title.setMinimumWidth(10)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = _ignored_width(QLabel(""))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -77,6 +82,71 @@ class AttentionPlot(QWidget):
         self.curves: list[pg.PlotDataItem] = []
         self.attention = np.zeros((0, 0))
         self.highlight = 0
+        self.length = 0
+        if state is not None:
+            self._bind(state)
+
+    # ------------------------------------------------------------------ the state
+    def _bind(self, state: ViewerState) -> None:
+        state.session_changed.connect(lambda _s: self.set_attention(None, ""))
+        (state.query_changed if self.which == "probe" else state.gallery_changed).connect(lambda _r: self.reload())
+        state.annotations_changed.connect(lambda _i: self._refresh_flags())
+        state.iteration_changed.connect(self.set_highlight)
+        state.frame_changed.connect(lambda who, i: self.set_playhead(i) if who == self.which else None)
+        self.seek.connect(lambda i: state.set_frame(self.which, i))
+
+    def _tracklet(self):
+        s = self.state
+        if s is None or s.session is None:
+            return None
+        row = s.query if self.which == "probe" else s.gallery
+        if row is None:
+            return None
+        return s.session.query_tracklet(row) if self.which == "probe" else s.session.gallery_tracklet(row)
+
+    def reload(self) -> None:
+        """Plot the state's probe (or gallery) tracklet."""
+        t = self._tracklet()
+        if t is None:
+            self.set_attention(None, "")
+            return
+        session = self.state.session
+        title = f"{'probe' if self.which == 'probe' else 'gallery'} attention: {session.caption(t)}"
+        self.length = len(t)
+        if not session.has_attention:
+            self.show_uniform(title, len(t), set(session.frame_flags(t.index)))
+        else:
+            self.set_attention(session.attention(t.index), title, set(session.frame_flags(t.index)))
+        self.set_highlight(self.state.iteration)
+        self.set_playhead(self.state.frames[self.which])
+
+    def _refresh_flags(self) -> None:
+        t = self._tracklet()
+        if t is not None:
+            self.set_flags(set(self.state.session.frame_flags(t.index)))
+
+    # ------------------------------------------------------------------ drawing
+    def _show_toggles(self, on: bool) -> None:
+        self.k_label.setVisible(on)
+        for box in self.toggles:
+            box.setVisible(on)
+
+    def show_uniform(self, title: str, length: int, flags: set[int] | None = None) -> None:
+        """A model without attention: no curves, a sentence saying it weights frames alike."""
+        self.title.setText(title)
+        self.title.setToolTip(title)
+        self.attention = np.zeros((0, 0))
+        self.length = length
+        for c in self.curves:
+            c.setData([], [])
+        self._show_toggles(False)
+        self.legend.setVisible(False)
+        self.notice.setText("This model pools frames uniformly (mean): every frame has the same weight.")
+        self.notice.setToolTip(self.notice.text())
+        self.notice.setStyleSheet("color: #555;")
+        self.notice.setVisible(True)
+        self.plot.setXRange(0.5, max(length, 1) + 0.5, padding=0)
+        self.set_flags(flags or set())
 
     def set_attention(self, attention: np.ndarray | None, title: str = "", flags: set[int] | None = None) -> None:
         """Plot ``attention`` of shape (K+1, T); ``None`` clears the plot.
@@ -85,31 +155,42 @@ class AttentionPlot(QWidget):
         change (the usual case when switching queries): rebuilding them cost ~25 ms a plot.
         """
         self.title.setText(title)
+        self.title.setToolTip(title)
+        self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
         self.attention = np.zeros((0, 0)) if attention is None else np.asarray(attention, dtype=np.float64)
         if self.attention.size == 0:
             for c in self.curves:
                 c.setData([], [])
-            self.notice.setText("no attention for this tracklet")
-            self.notice.setVisible(True)
+            self._show_toggles(False)
+            self.legend.setVisible(False)
+            self.notice.setText("no attention for this tracklet" if title else "")
+            self.notice.setVisible(bool(self.notice.text()))
             self.set_flags(set())
             return
         k1, t = self.attention.shape
+        self.length = t
         if len(self.curves) != k1:
             self._build_curves(k1)
-        x = np.arange(t)
+        self._show_toggles(k1 > 1)
+        self.legend.setVisible(True)
+        x = np.arange(1, t + 1)
         for k, curve in enumerate(self.curves):
             curve.setData(x, self.attention[k])
-        self.plot.setXRange(-0.5, max(t - 0.5, 0.5), padding=0)
+        self.plot.setXRange(0.5, max(t, 1) + 0.5, padding=0)
+        notes = []
         spread = attention_spread(self.attention)
         if spread < UNIFORM_SPREAD:
-            self.notice.setText(f"⚠ nearly uniform attention (spread {spread:.3f})")
-            self.notice.setToolTip(
-                "All frames are weighted alike: the final iteration's attention varies by less than "
-                f"{UNIFORM_SPREAD} across frames, so it does not single out any frame (occluded or not)."
-            )
-        else:
-            self.notice.setText("")
-        self.notice.setVisible(bool(self.notice.text()))
+            notes.append(f"⚠ nearly uniform attention (spread {spread:.3f})")
+        same = coinciding_iterations(self.attention)
+        if same:
+            notes.append("curves coincide: " + "; ".join("k = " + ", ".join(map(str, g)) for g in same))
+        self.notice.setText(" · ".join(notes))
+        self.notice.setToolTip(
+            "Spread: the standard deviation of the final iteration's attention over the frames; below "
+            f"{UNIFORM_SPREAD} every frame is weighted almost alike. Coinciding curves: iterations that weight "
+            "the frames the same (with eq. 3's shared θ′ the refinement iterations often do)."
+        )
+        self.notice.setVisible(bool(notes))
         self.set_flags(flags or set())
         self.set_highlight(min(self.highlight, k1 - 1))
 
@@ -131,18 +212,18 @@ class AttentionPlot(QWidget):
             box.setChecked(True)
             box.setToolTip(f"show refinement iteration {k}")
             box.toggled.connect(lambda on, c=curve: c.setVisible(on))
-            self.toggles_box.insertWidget(self.toggles_box.count() - 1, box)
+            self.toggles_box.addWidget(box)
             self.toggles.append(box)
 
     def set_flags(self, flags: set[int]) -> None:
-        """Mark annotated frames with orange dashed lines."""
+        """Mark annotated frames (0-based indices) with orange dashed lines."""
         if not flags and not self.flag_items:
             return
         for item in self.flag_items:
             self.plot.removeItem(item)
         self.flag_items = []
         for i in sorted(flags):
-            line = pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(FLAG, width=2, style=Qt.PenStyle.DashLine))
+            line = pg.InfiniteLine(pos=i + 1, angle=90, pen=pg.mkPen(FLAG, width=2, style=Qt.PenStyle.DashLine))
             self.plot.addItem(line, ignoreBounds=True)
             self.flag_items.append(line)
 
@@ -156,17 +237,17 @@ class AttentionPlot(QWidget):
     @property
     def iterations(self) -> int:
         """K+1, the number of curves."""
-        return len(self.curves)
+        return len(self.curves) if self.attention.size else 0
 
     def set_playhead(self, frame: int) -> None:
-        """Move the playhead line to ``frame``."""
-        self.playhead.setValue(frame)
+        """Move the playhead line to ``frame`` (0-based; drawn at frame number ``frame + 1``)."""
+        self.playhead.setValue(frame + 1)
 
     def _on_click(self, event) -> None:
-        if self.attention.size == 0:
+        if not self.length:
             return
         vb = self.plot.getPlotItem().vb
         if not vb.sceneBoundingRect().contains(event.scenePos()):
             return
         x = vb.mapSceneToView(event.scenePos()).x()
-        self.seek.emit(int(max(0, min(self.attention.shape[1] - 1, round(x)))))
+        self.seek.emit(int(max(0, min(self.length - 1, round(x) - 1))))

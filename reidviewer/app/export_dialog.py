@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from reidviewer.app.workers import Job, start_job
+from reidviewer.app.tasks import Job, start_job
 from reidviewer.figures.options import DEFAULT_COUNT, FigureOptions, figure_size
 
 KIND_NAMES = {

@@ -1,10 +1,10 @@
 """Failure cases: queries whose rank-1 is wrong — probe, the wrong top-1, and the true match.
 
 A ``QListView`` with a painting delegate, so thousands of failures (MARS) cost no widgets.
+Bound to a ``ViewerState``: it lists the session's failures (again after annotations change
+identities) and clicking one selects that query and its true match.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
@@ -12,25 +12,8 @@ from PySide6.QtWidgets import QLabel, QListView, QPushButton, QStyle, QStyledIte
 
 from reidviewer.app.colors import MATCH, NON_MATCH
 from reidviewer.app.frame_loader import FrameLoader
-
-
-@dataclass(frozen=True)
-class FailureCase:
-    """One failed query."""
-
-    query_row: int
-    probe_label: str
-    probe_thumb: str
-    wrong_row: int
-    wrong_label: str
-    wrong_thumb: str
-    wrong_distance: float
-    true_row: int | None
-    true_label: str
-    true_thumb: str | None
-    true_rank: int
-    true_distance: float
-    ap: float
+from reidviewer.app.state import ViewerState
+from reidviewer.app.viewmodel import FailureCase
 
 
 class FailureModel(QAbstractListModel):
@@ -134,9 +117,10 @@ class FailuresView(QWidget):
     case_activated = Signal(int, int)
     export_requested = Signal()
 
-    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+    def __init__(self, loader: FrameLoader, state: ViewerState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
+        self.state = state
         self.header = QLabel("No results yet")
         self.header.setWordWrap(True)
         self.model = FailureModel(self)
@@ -161,6 +145,18 @@ class FailuresView(QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.export_button)
         layout.addWidget(self.view, 1)
+        if state is not None:
+            state.session_changed.connect(lambda _s: self.refresh())
+            state.annotations_changed.connect(lambda identity: self.refresh() if identity else None)
+            self.case_activated.connect(lambda q, g: state.select_query(q, gallery=g))
+
+    def refresh(self) -> None:
+        """List the state's session's failure cases."""
+        s = self.state
+        if s is None or s.session is None:
+            self.set_cases([], 0)
+            return
+        self.set_cases(s.session.failure_cases(), s.session.num_queries)
 
     def set_cases(self, cases: list[FailureCase], total_queries: int) -> None:
         self.model.set_cases(cases)

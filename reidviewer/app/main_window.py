@@ -1,28 +1,33 @@
-"""The main window: query list | probe and gallery players with attention plots | ranked list,
-with Failures and Metrics tabs. It only draws and reacts; decoding and computing run in
-workers (see ``workers.py`` and ``frame_loader.py``).
+"""The main window: it composes the views around one ``ViewerState`` and runs the long jobs.
+
+Layout: the query list (left dock) | the Viewer page — probe and gallery players with their
+attention plots, the ranked gallery under them — or the Training page, full size | the
+Analysis dock (Failures, Metrics, Annotations). Every view reads what it shows from the state
+and subscribes to it (``state.py``); the window wires views to the state once and then only
+handles window-level things: menus, the keyboard, the status bar, opening and exporting.
+Decoding and computing run in workers (``tasks.py``, ``frame_loader.py``).
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QProgressDialog,
-    QScrollArea,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -37,12 +42,13 @@ from reidviewer.app.attention_plot import AttentionPlot
 from reidviewer.app.failures_view import FailuresView
 from reidviewer.app.frame_loader import FrameLoader
 from reidviewer.app.metrics_panel import MetricsPanel
-from reidviewer.app.player import Player, match_border
+from reidviewer.app.player import Player
 from reidviewer.app.query_list import QueryList
 from reidviewer.app.ranked_view import RankedView
 from reidviewer.app.shortcuts import SHORTCUTS, help_rows
+from reidviewer.app.state import ViewerState
+from reidviewer.app.tasks import Job, start_job
 from reidviewer.app.training_panel import TrainingPanel
-from reidviewer.app.workers import Job, start_job
 
 
 def _scrollable(widget: QWidget) -> QScrollArea:
@@ -55,7 +61,7 @@ def _scrollable(widget: QWidget) -> QScrollArea:
 
 
 class ShortcutHelp(QDialog):
-    """The list of keyboard shortcuts (? or F1)."""
+    """The list of keyboard shortcuts (? or F1), with a Close button."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,9 +75,13 @@ class ShortcutHelp(QDialog):
         table.resizeColumnsToContents()
         table.verticalHeader().setVisible(False)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Close).clicked.connect(self.accept)
         layout = QVBoxLayout(self)
         layout.addWidget(table)
-        self.resize(520, 520)
+        layout.addWidget(buttons)
+        self.resize(560, 560)
 
 
 class MainWindow(QMainWindow):
@@ -81,6 +91,9 @@ class MainWindow(QMainWindow):
         workspace: the workspace (caches, results).
         open_request: what to open once shown: ``viewmodel.OpenRequest`` (dataset root, name,
             protocol, checkpoint, split) or ``None`` for an empty window.
+
+    Attributes:
+        state: the ``ViewerState`` every view shows.
 
     Signals:
         results_shown(): results were loaded into every view (tests wait on it).
@@ -93,36 +106,55 @@ class MainWindow(QMainWindow):
     def __init__(self, workspace, open_request: viewmodel.OpenRequest | None = None) -> None:
         super().__init__()
         self.workspace = workspace
+        self.state = ViewerState()
         self.setWindowTitle("reidviewer")
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)  # one heavy job at a time; frame decoding has its own pool
         self.loader = FrameLoader(parent=self)
-        self.session: viewmodel.Session | None = None
-        self.current_query: int | None = None
-        self.current_gallery: int | None = None
-        self.iteration = 0
         self.job: Job | None = None
         self.last_query_switch_ms = 0.0
+        self._switch_started = 0.0
+        self._demo_dialog: QProgressDialog | None = None
 
-        self._build_players()
+        self._build_viewer_page()
         self._build_docks()
         self._build_menus()
         self._build_shortcuts()
         self._build_status()
+        self._connect_state()
+        self.pages.currentChanged.connect(self._on_page)
         self.resize(1280, 800)
         if open_request is not None:
             QTimer.singleShot(0, lambda: self.open(open_request))
 
+    # ------------------------------------------------------------------ compatibility
+    @property
+    def session(self) -> viewmodel.Session | None:
+        """The open session (``state.session``)."""
+        return self.state.session
+
+    @property
+    def current_query(self) -> int | None:
+        """The selected query's results row (``state.query``)."""
+        return self.state.query
+
+    @property
+    def current_gallery(self) -> int | None:
+        """The gallery row in the gallery player (``state.gallery``)."""
+        return self.state.gallery
+
+    @property
+    def iteration(self) -> int:
+        """The highlighted refinement iteration (``state.iteration``)."""
+        return self.state.iteration
+
     # ------------------------------------------------------------------ layout
-    def _build_players(self) -> None:
-        self.probe = Player("Probe (query)", self.loader)
-        self.gallery = Player("Gallery", self.loader)
-        self.probe_plot = AttentionPlot()
-        self.gallery_plot = AttentionPlot()
-        self.probe.frame_changed.connect(self._on_probe_frame)
-        self.gallery.frame_changed.connect(self.gallery_plot.set_playhead)
-        self.probe_plot.seek.connect(self.probe.set_frame)
-        self.gallery_plot.seek.connect(self.gallery.set_frame)
+    def _build_viewer_page(self) -> None:
+        s = self.state
+        self.probe = Player("Probe (query)", self.loader, s, "probe")
+        self.gallery = Player("Gallery", self.loader, s, "gallery")
+        self.probe_plot = AttentionPlot(s, "probe")
+        self.gallery_plot = AttentionPlot(s, "gallery")
         self.sync = QCheckBox("sync players")
         self.sync.setChecked(True)
         self.sync.setToolTip("Play, pause and step both players together")
@@ -142,52 +174,60 @@ class MainWindow(QMainWindow):
         col.addLayout(players, 1)
         row = QHBoxLayout()
         self.iteration_label = QLabel("")
-        self.iteration_label.setMinimumWidth(10)
+        self.iteration_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row.addWidget(self.sync)
-        row.addStretch(1)
-        row.addWidget(self.iteration_label)
+        row.addWidget(self.iteration_label, 1)
         col.addLayout(row)
 
-        self.ranked = RankedView(self.loader)
-        self.ranked.retrieval_clicked.connect(self.show_gallery)
-        self.ranked.top_k_changed.connect(lambda _k: self._refresh_ranked())
+        self.ranked = RankedView(self.loader, s)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
         split.addWidget(self.ranked)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([560, 240])
-        self.setCentralWidget(split)
+
+        # The Training page takes the whole centre: its form and curves need the room.
+        self.training = TrainingPanel(self.workspace)
+        self.training.open_requested.connect(self.open)
+        self.pages = QTabWidget()
+        self.pages.setObjectName("pages")
+        self.pages.addTab(split, "Viewer")
+        self.pages.addTab(self.training, "Training")
+        self.setCentralWidget(self.pages)
 
     def _build_docks(self) -> None:
-        self.queries = QueryList()
-        self.queries.query_selected.connect(self.show_query)
+        self.queries = QueryList(self.state)
         dock = QDockWidget("Queries", self)
         dock.setObjectName("queries")
         dock.setMinimumWidth(255)  # room for every column of the list
         dock.setWidget(self.queries)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.queries_dock = dock
 
         self.tabs = QTabWidget()
-        self.failures = FailuresView(self.loader)
-        self.failures.case_activated.connect(self._open_failure)
+        self.failures = FailuresView(self.loader, self.state)
         self.failures.export_requested.connect(self.export_failures_batch)
-        self.metrics = MetricsPanel()
+        self.metrics = MetricsPanel(self.state)
         self.tabs.addTab(self.failures, "Failures")
         self.tabs.addTab(self.metrics, "Metrics")
-        self.annotations = AnnotationController(self)
+        self.annotations = AnnotationController(self.state, self.workspace, self._settings, parent=self)
         self.tabs.addTab(_scrollable(self.annotations.panel), "Annotations")
-        self.training = TrainingPanel(self.workspace)
-        self.training.open_requested.connect(self.open)
-        # Form-heavy panels scroll instead of widening the window past 1280 px.
-        self.tabs.addTab(_scrollable(self.training), "Training")
         side = QDockWidget("Analysis", self)
         side.setObjectName("analysis")
         side.setWidget(self.tabs)
         side.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, side)
         self.resizeDocks([dock, side], [265, 372], Qt.Orientation.Horizontal)
+        self.analysis_dock = side
+        # Context menus: the views ask, the annotation controller answers.
+        self.probe.context_menu_requested.connect(
+            lambda pos: self.annotations.show_player_menu("probe", self.probe.mapToGlobal(pos)))
+        self.gallery.context_menu_requested.connect(
+            lambda pos: self.annotations.show_player_menu("gallery", self.gallery.mapToGlobal(pos)))
+        self.ranked.tile_menu_requested.connect(self.annotations.show_gallery_menu)
+        self.queries.menu_requested.connect(self.annotations.show_query_menu)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -208,15 +248,21 @@ class MainWindow(QMainWindow):
             exp.addAction(a)
         m.addSeparator()
         a = QAction("&Quit", self)
-        a.setShortcut(QKeySequence.StandardKey.Quit)
+        a.setShortcut(QKeySequence("Ctrl+Q"))
         a.triggered.connect(self.close)
         m.addAction(a)
+        v = self.menuBar().addMenu("&View")
+        for i, text in enumerate(("&Viewer", "&Training")):
+            a = QAction(text, self)
+            a.triggered.connect(lambda _=False, i=i: self.pages.setCurrentIndex(i))
+            v.addAction(a)
         h = self.menuBar().addMenu("&Help")
         a = QAction("&Keyboard shortcuts", self)
         a.triggered.connect(self.show_help)
         h.addAction(a)
 
     def _build_shortcuts(self) -> None:
+        s = self.state
         handlers = {
             "play_pause": self.toggle_play,
             "step_back": lambda: self.step(-1),
@@ -225,26 +271,29 @@ class MainWindow(QMainWindow):
             "last_frame": lambda: self.seek_both(10**9),
             "prev_query": lambda: self.queries.move(-1),
             "next_query": lambda: self.queries.move(1),
-            "prev_iteration": lambda: self.set_iteration(self.iteration - 1),
-            "next_iteration": lambda: self.set_iteration(self.iteration + 1),
+            "prev_iteration": lambda: s.step_iteration(-1),
+            "next_iteration": lambda: s.step_iteration(1),
             "help": self.show_help,
             "export_figure": self.export_figure,
             "open_dataset": self._ask_open_dataset,
+            "show_viewer": lambda: self.pages.setCurrentIndex(0),
+            "show_training": lambda: self.pages.setCurrentIndex(1),
             **self.annotations.shortcut_handlers(),
         }
         self.shortcuts: dict[str, list[QShortcut]] = {}
-        for s in SHORTCUTS:
-            fn = handlers.get(s.action)
+        for sc_def in SHORTCUTS:
+            fn = handlers.get(sc_def.action)
             if fn is None:
-                continue  # bound by the panels that own them (annotation, export)
-            for key in s.keys:
+                continue  # a menu action owns it (Quit)
+            for key in sc_def.keys:
                 sc = QShortcut(QKeySequence(key), self)
                 sc.setContext(Qt.ShortcutContext.WindowShortcut)
                 sc.activated.connect(fn)
-                self.shortcuts.setdefault(s.action, []).append(sc)
+                self.shortcuts.setdefault(sc_def.action, []).append(sc)
 
     def _build_status(self) -> None:
         self.status_text = QLabel("")
+        self.status_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
         self.progress.setVisible(False)
@@ -256,20 +305,32 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
 
+    def _connect_state(self) -> None:
+        s = self.state
+        s.status_changed.connect(self._set_status_text)
+        s.iteration_changed.connect(lambda _k: self._update_iteration_label())
+        s.query_changed.connect(self._on_query)
+        s.gallery_changed.connect(self._on_gallery)
+        s.annotations_changed.connect(self._on_annotations)
+
+    def _set_status_text(self, text: str) -> None:
+        self.status_text.setText(text)
+        self.status_text.setToolTip(text)
+
     # ------------------------------------------------------------------ opening
     def open(self, request: viewmodel.OpenRequest) -> None:
         """Open a dataset + checkpoint in the background (progress and cancel in the status bar)."""
-        self.status_text.setText(f"Opening {request.describe()} …")
+        self.state.set_status(f"Opening {request.describe()} …")
         self._remember_recent(request)
         workspace = self.workspace
         self._demo_dialog = None
         if request.root is None:
-            from reidviewer.cli import demo_dataset_dir
-            from reidviewer.data.synthwalk import is_complete
+            from reidviewer.demo import demo_is_ready
 
-            if not is_complete(demo_dataset_dir(workspace)):
+            if not demo_is_ready(workspace):
                 # First launch: the demo is generated (≈ 30 s); say so in a dialog that can cancel.
-                dialog = QProgressDialog("Generating the SynthWalk demo data set (first launch only)…", "Cancel", 0, 0, self)
+                dialog = QProgressDialog("Generating the SynthWalk demo dataset (first launch only)…", "Cancel", 0, 0,
+                                         self)
                 dialog.setWindowTitle("reidviewer — first launch")
                 dialog.setMinimumDuration(0)
                 dialog.canceled.connect(self.cancel_job)
@@ -278,14 +339,14 @@ class MainWindow(QMainWindow):
         def work(progress, cancel):
             return viewmodel.load_session(request, workspace, progress, cancel)
 
-        self._run(work, self._on_session, "Computing results")
+        self._run(work, self._on_session, "Opening")
 
     def _run(self, fn, on_done, label: str) -> None:
         if self.job is not None:
             self.job.cancel()
         job = Job(fn)
         job.signals.progress.connect(lambda d, t, text: self._on_progress(label, d, t, text))
-        if getattr(self, "_demo_dialog", None) is not None:
+        if self._demo_dialog is not None:
             dialog = self._demo_dialog
 
             def to_dialog(d: int, t: int, text: str) -> None:
@@ -310,7 +371,7 @@ class MainWindow(QMainWindow):
     def _on_progress(self, label: str, done: int, total: int, text: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.status_text.setText(f"{label}: {text}" if text else label)
+        self.state.set_status(f"{label}: {text}" if text else label)
 
     def _job_over(self) -> None:
         self.job = None
@@ -321,16 +382,18 @@ class MainWindow(QMainWindow):
         """Cancel the running background job."""
         if self.job is not None:
             self.job.cancel()
-            self.status_text.setText("Cancelling…")
+            self.state.set_status("Cancelling…")
 
     def _on_failed(self, message: str) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
         self._job_over()
-        self.status_text.setText("Failed — see the message")
+        self.state.set_status("Failed — see the message")
         QMessageBox.warning(self, "reidviewer", message)
 
     def _on_cancelled(self) -> None:
         self._job_over()
-        self.status_text.setText("Cancelled")
+        self.state.set_status("Cancelled")
 
     def _on_session(self, session: viewmodel.Session) -> None:
         self._job_over()
@@ -338,96 +401,61 @@ class MainWindow(QMainWindow):
 
     def set_session(self, session: viewmodel.Session) -> None:
         """Show a loaded dataset + results in every view."""
-        self.session = session
-        self.setWindowTitle(f"reidviewer — {session.title}")
-        self.status_text.setText(session.status)
         self.annotations.open_for(session)  # fills session.frame_flag_map before the views read it
-        self.queries.set_rows(session.query_rows())
-        self.failures.set_cases(session.failure_cases(), session.num_queries)
-        self.metrics.set_metrics(session.metrics(), session.per_query_ap(), session.metrics_source())
-        self.metrics.set_audit(session.audit_text())
+        self.state.set_session(session)
+        self.setWindowTitle(f"reidviewer — {session.title}")
+        self.state.set_status(session.status + self.annotations.status_suffix())
         self.training.set_viewer_dataset(session.request, session.dataset)
-        self.iteration = session.num_iterations - 1
         self._update_iteration_label()
         self.results_shown.emit()
+        # The first query in the list's order opens (after every view has taken the session).
         self.queries.select_position(0)
 
-    # ------------------------------------------------------------------ queries
+    # ------------------------------------------------------------------ selection
     def show_query(self, query_row: int) -> None:
-        """Load a query into the probe player and fill the ranked list."""
-        if self.session is None:
-            return
-        t0 = time.perf_counter()
-        s = self.session
-        self.current_query = query_row
-        self.loader.clear_queue()
-        probe = s.query_tracklet(query_row)
-        att = s.attention(probe.index)
-        self.probe.set_tracklet(probe.frame_paths(), s.caption(probe), att, None, s.frame_flags(probe.index))
-        self.probe_plot.set_attention(att, f"probe attention — {s.caption(probe)}", set(s.frame_flags(probe.index)))
-        self.probe_plot.set_highlight(self.iteration)
-        self.probe.set_iteration(self.iteration)
-        rows, _, _ = s.results.ranked(query_row, 1)
-        self.current_gallery = None
-        if len(rows):
-            self.show_gallery(int(rows[0]))  # fills the ranked list too
-        else:
-            self._refresh_ranked()
-        self.last_query_switch_ms = (time.perf_counter() - t0) * 1000
-        self.query_shown.emit(query_row)
-
-    def _refresh_ranked(self) -> None:
-        if self.session is None or self.current_query is None:
-            return
-        s = self.session
-        ranked = s.ranked_tiles(self.current_query, self.ranked.top_k.value())
-        truth = s.truth_tiles(self.current_query)
-        self.ranked.show_ranking(s.ranking_header(self.current_query), ranked, truth, self.current_gallery)
+        """Select a query (its probe, attention, ranked list and rank-1 retrieval)."""
+        self.state.select_query(query_row)
 
     def show_gallery(self, gallery_row: int) -> None:
-        """Load a gallery tracklet (a retrieval) into the gallery player."""
-        if self.session is None or self.current_query is None:
-            return
-        s = self.session
-        self.current_gallery = gallery_row
-        tracklet = s.gallery_tracklet(gallery_row)
-        att = s.attention(tracklet.index)
-        is_match = s.is_match(self.current_query, gallery_row)
-        rank = s.rank_of(self.current_query, gallery_row)
-        caption = f"{s.caption(tracklet)} · rank {rank} · {'✓ true match' if is_match else '✗ false match'}"
-        self.gallery.set_tracklet(tracklet.frame_paths(), caption, att, match_border(is_match), s.frame_flags(tracklet.index))
-        self.gallery_plot.set_attention(att, f"gallery attention — {s.caption(tracklet)}", set(s.frame_flags(tracklet.index)))
-        self.gallery_plot.set_highlight(self.iteration)
-        self.gallery.set_iteration(self.iteration)
-        self._refresh_ranked()
+        """Show a gallery tracklet (a retrieval) in the gallery player."""
+        self.state.select_gallery(gallery_row)
 
-    def _open_failure(self, query_row: int, gallery_row: int) -> None:
-        self.queries.select_row(query_row)
-        if self.current_query != query_row:
-            self.show_query(query_row)
-        self.show_gallery(gallery_row)
+    def _on_query(self, row) -> None:
+        self._switch_started = time.perf_counter()
+        self.loader.clear_queue()
+
+    def _on_gallery(self, row) -> None:
+        # The last step of a query switch: every view has refreshed itself by now.
+        if self._switch_started and self.state.query is not None:
+            self.last_query_switch_ms = (time.perf_counter() - self._switch_started) * 1000
+            self._switch_started = 0.0
+            self.query_shown.emit(self.state.query)
+
+    def _on_annotations(self, identity: bool) -> None:
+        s = self.state.session
+        if s is not None and identity:
+            self.state.set_status(s.status + self.annotations.status_suffix())
 
     # ------------------------------------------------------------------ playback
-    def _on_probe_frame(self, i: int) -> None:
-        self.probe_plot.set_playhead(i)
-
     def toggle_play(self) -> None:
         """Space: play/pause (both players when synced)."""
         playing = self.probe.playing or self.gallery.playing
-        players = [self.probe, self.gallery] if self.sync.isChecked() else [self._focused_player()]
-        for p in players:
+        for p in self._players():
             p.pause() if playing else p.play()
 
     def step(self, delta: int) -> None:
         """←/→: step one frame (both players when synced)."""
-        for p in [self.probe, self.gallery] if self.sync.isChecked() else [self._focused_player()]:
+        for p in self._players():
             p.pause()
             p.step(delta)
 
     def seek_both(self, frame: int) -> None:
         """Home/End."""
-        for p in [self.probe, self.gallery] if self.sync.isChecked() else [self._focused_player()]:
+        for p in self._players():
             p.set_frame(frame)
+
+    def _players(self) -> list[Player]:
+        return [self.probe, self.gallery] if self.sync.isChecked() else [self._focused_player()]
 
     def _focused_player(self) -> Player:
         w = self.focusWidget()
@@ -438,40 +466,44 @@ class MainWindow(QMainWindow):
         return self.probe
 
     def set_iteration(self, k: int) -> None:
-        """Alt+↑/↓: highlight refinement iteration k in plots and strips."""
-        n = self.session.num_iterations if self.session else 1
-        self.iteration = max(0, min(n - 1, k))
-        for plot in (self.probe_plot, self.gallery_plot):
-            plot.set_highlight(self.iteration)
-        for player in (self.probe, self.gallery):
-            player.set_iteration(self.iteration)
-        self._update_iteration_label()
+        """Highlight refinement iteration k in plots and strips."""
+        self.state.set_iteration(k)
 
     def _update_iteration_label(self) -> None:
-        n = self.session.num_iterations if self.session else 1
-        self.iteration_label.setText(
-            f"highlighted refinement iteration: k = {self.iteration} of 0..{n - 1}   (Alt+↑/↓)"
-        )
+        s = self.state
+        if s.session is None:
+            self.iteration_label.setText("")
+        elif not s.session.has_attention:
+            self.iteration_label.setText("this model pools frames uniformly: it has no attention to show")
+        else:
+            n = s.num_iterations
+            self.iteration_label.setText(
+                f"highlighted iteration k = {s.iteration} (of 0..{n - 1}; k = {n - 1} pools the feature)   Alt+↑/↓"
+            )
+        self.iteration_label.setToolTip(self.iteration_label.text())
+
+    def _on_page(self, index: int) -> None:
+        # The Training page gets the whole window: the docks belong to the viewer.
+        viewer = index == 0
+        self.queries_dock.setVisible(viewer)
+        self.analysis_dock.setVisible(viewer)
 
     def show_tab(self, widget: QWidget) -> None:
-        """Bring the Analysis tab holding ``widget`` to the front."""
-        for i in range(self.tabs.count()):
-            page = self.tabs.widget(i)
-            if page is widget or page.isAncestorOf(widget):
-                self.tabs.setCurrentIndex(i)
-                return
-
-    def current_tab_holds(self, widget: QWidget) -> bool:
-        """Whether the visible Analysis tab is (or contains) ``widget``."""
-        page = self.tabs.currentWidget()
-        return page is widget or (page is not None and page.isAncestorOf(widget))
+        """Bring the page or Analysis tab holding ``widget`` to the front."""
+        for tabs in (self.pages, self.tabs):
+            for i in range(tabs.count()):
+                page = tabs.widget(i)
+                if page is widget or page.isAncestorOf(widget):
+                    tabs.setCurrentIndex(i)
+                    return
 
     # ------------------------------------------------------------------ export
     def export_figure(self, kind: str = "auto") -> None:
         """Ctrl+E: export what the current view shows (Failures tab → failure cases, Metrics →
         CMC, otherwise the selected query's ranking), with a preview and options."""
-        if self.session is None:
-            self.status_text.setText("Nothing to export yet: open a dataset and checkpoint first")
+        s = self.state
+        if s.session is None:
+            s.set_status("Nothing to export yet: open a dataset and checkpoint first")
             return
         from reidviewer.app.export_dialog import open_export_dialog
 
@@ -483,16 +515,17 @@ class MainWindow(QMainWindow):
                 kind = "cmc"
             else:
                 kind = "ranking"
-        self.export_dialog = open_export_dialog(self, kind, self.session.dataset, self.session.results,
-                                                self.current_query, self.current_gallery, self.workspace)
+        self.export_dialog = open_export_dialog(self, kind, s.session.dataset, s.session.results,
+                                                s.query, s.gallery, self.workspace)
 
     def export_failures_batch(self) -> None:
         """The Failures view's batch export: the worst failure cases in one figure."""
-        if self.session is None:
+        s = self.state
+        if s.session is None:
             return
         from reidviewer.app.export_dialog import failures_batch_dialog
 
-        self.export_dialog = failures_batch_dialog(self, self.session.dataset, self.session.results, self.workspace)
+        self.export_dialog = failures_batch_dialog(self, s.session.dataset, s.session.results, self.workspace)
         self.export_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.export_dialog.show()
 
@@ -503,14 +536,15 @@ class MainWindow(QMainWindow):
     def _ask_open_dataset(self) -> None:
         root = QFileDialog.getExistingDirectory(self, "Open dataset folder")
         if root:
-            ckpt = self.session.request.checkpoint if self.session else None
+            ckpt = self.state.session.request.checkpoint if self.state.session else None
             self.open(viewmodel.OpenRequest(root=Path(root), checkpoint=ckpt))
 
     def _ask_open_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.safetensors)")
-        if path and self.session is not None:
-            r = self.session.request
-            self.open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol, checkpoint=Path(path), split=r.split))
+        if path and self.state.session is not None:
+            r = self.state.session.request
+            self.open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol, checkpoint=Path(path),
+                                            split=r.split))
 
     def _settings(self) -> QSettings:
         return QSettings(str(self.workspace.root / "reidviewer.ini"), QSettings.Format.IniFormat)

@@ -11,17 +11,20 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from reidviewer.app.colors import iteration_color
+from reidviewer.app.state import ViewerState
 
 
 class MetricsPanel(QWidget):
     """Metric numbers, CMC curve, AP histogram (and an attention-audit line when available)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.state = state
         self.values: dict[str, QLabel] = {}
         grid = QGridLayout()
-        for i, key in enumerate(("rank1", "rank5", "rank10", "rank20", "mAP")):
-            title = QLabel({"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP"}[key])
+        names = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP", "mINP": "mINP"}
+        for i, key in enumerate(names):
+            title = QLabel(names[key])
             title.setAlignment(Qt.AlignmentFlag.AlignCenter)
             title.setStyleSheet("color: #555;")
             value = QLabel("–")
@@ -61,12 +64,23 @@ class MetricsPanel(QWidget):
         layout.addWidget(self.source)
         layout.addWidget(self.audit)
         layout.addLayout(plots, 1)
+        if state is not None:
+            state.session_changed.connect(lambda _s: self.refresh())
+            state.annotations_changed.connect(lambda identity: self.refresh() if identity else None)
+
+    def refresh(self) -> None:
+        """Show the state's session's metrics."""
+        s = self.state.session if self.state is not None else None
+        if s is None:
+            return
+        self.set_metrics(s.metrics(), s.per_query_ap(), s.metrics_source())
+        self.set_audit(s.audit_text())
 
     def set_metrics(self, metrics: dict, ap: np.ndarray, source: str = "") -> None:
         """Show ``metrics`` (rank1/5/10/20, mAP as fractions, cmc list) and per-query ``ap``."""
         for key, label in self.values.items():
             v = metrics.get(key)
-            label.setText("–" if v is None else f"{100 * v:.1f}%")
+            label.setText("–" if v is None or v != v else f"{100 * v:.1f}%")
         self.source.setText(source)
         cmc = np.asarray(metrics.get("cmc", []), dtype=float)
         self.cmc_curve.setData(np.arange(1, len(cmc) + 1), cmc)

@@ -1,4 +1,10 @@
-"""A tracklet player: the frame, an attention colour strip, and transport controls."""
+"""A tracklet player: the frame, an attention colour strip, and transport controls.
+
+A ``Player`` shows the probe or the gallery tracklet of a ``ViewerState``: it loads the
+tracklet when the selection changes, shows annotation flags when they change, colours its
+strip by the highlighted iteration, and keeps its playhead and the state's in step (the
+attention plot under it follows the same playhead). Frames are counted from 1 on screen.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from reidviewer.app.colors import FLAG, MATCH, NON_MATCH, viridis
 from reidviewer.app.frame_loader import FrameLoader
+from reidviewer.app.state import ViewerState
 
 
 class FrameView(QWidget):
@@ -140,19 +147,30 @@ class AttentionStrip(QWidget):
 class Player(QWidget):
     """Plays one tracklet: frame view, attention strip, and play/step/scrub/speed/loop controls.
 
+    Args:
+        title: the heading (``Probe (query)``, ``Gallery``).
+        loader: the frame loader.
+        state: the viewer state to show (``None``: a stand-alone player fed by ``set_tracklet``).
+        which: ``probe`` or ``gallery``: which of the state's tracklets it plays.
+
     Signals:
         frame_changed(int): the current frame index changed (by playback, step, scrub or seek).
         playing_changed(bool): playback started or stopped.
+        context_menu_requested(QPoint): right-click (the annotation controller answers).
     """
 
     frame_changed = Signal(int)
     playing_changed = Signal(bool)
+    context_menu_requested = Signal(object)
 
     SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
-    def __init__(self, title: str, loader: FrameLoader, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, loader: FrameLoader, state: ViewerState | None = None, which: str = "probe",
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
+        self.state = state
+        self.which = which
         self.paths: list[str] = []
         self.attention: np.ndarray | None = None  # (K+1, T_eval)
         self.iteration = 0
@@ -222,6 +240,58 @@ class Player(QWidget):
         self.timer.timeout.connect(self._advance)
         self._update_interval()
         loader.frame_ready.connect(self._on_frame_ready)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(lambda pos: self.context_menu_requested.emit(pos))
+        if state is not None:
+            self._bind(state)
+
+    # -- the state ---------------------------------------------------------------
+    def _bind(self, state: ViewerState) -> None:
+        state.session_changed.connect(lambda _s: self.clear())
+        (state.query_changed if self.which == "probe" else state.gallery_changed).connect(lambda _r: self.reload())
+        state.annotations_changed.connect(self._on_annotations)
+        state.iteration_changed.connect(self.set_iteration)
+        state.frame_changed.connect(lambda who, i: self.set_frame(i) if who == self.which else None)
+        self.frame_changed.connect(lambda i: state.set_frame(self.which, i))
+
+    def _tracklet(self):
+        s = self.state
+        if s is None or s.session is None:
+            return None
+        row = s.query if self.which == "probe" else s.gallery
+        if row is None:
+            return None
+        return s.session.query_tracklet(row) if self.which == "probe" else s.session.gallery_tracklet(row)
+
+    def reload(self) -> None:
+        """Show the state's probe (or gallery) tracklet."""
+        s = self.state
+        t = self._tracklet()
+        if t is None or s is None:
+            self.clear()
+            return
+        session = s.session
+        if self.which == "probe":
+            caption, border = session.caption(t), None
+        else:
+            caption = session.gallery_caption(s.query, s.gallery) if s.query is not None else session.caption(t)
+            border = match_border(session.is_match(s.query, s.gallery)) if s.query is not None else None
+        self.set_tracklet(t.frame_paths(), caption, session.attention(t.index), border, session.frame_flags(t.index))
+        self.set_iteration(s.iteration)
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.pause()
+        self.set_tracklet([], "")
+
+    def _on_annotations(self, identity: bool) -> None:
+        t = self._tracklet()
+        if t is None:
+            return
+        if identity and self.which == "gallery":
+            self.reload()  # the caption says true or false match, which may have changed
+        else:
+            self.set_flags(self.state.session.frame_flags(t.index))
 
     # -- content -----------------------------------------------------------------
     def set_tracklet(
@@ -235,6 +305,7 @@ class Player(QWidget):
         """Load a tracklet: its frame paths, a caption, its attention (K+1, T) and frame flags."""
         self.paths = [str(p) for p in paths]
         self.caption.setText(caption)
+        self.caption.setToolTip(caption)
         self.attention = None if attention is None else np.asarray(attention)
         self.view.border = border
         self.flags = dict(flags or {})

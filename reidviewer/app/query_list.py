@@ -1,7 +1,9 @@
-"""The query list: filter, sort (identity, AP ascending = failures first, first-match rank)."""
-from __future__ import annotations
+"""The query list: filter, sort (identity, AP ascending = failures first, first-match rank).
 
-from dataclasses import dataclass
+Bound to a ``ViewerState``: it lists the session's queries, keeps their marks current when
+annotations change, selects the state's query, and selecting a row selects that query.
+"""
+from __future__ import annotations
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -25,20 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from reidviewer.app.colors import MATCH, NON_MATCH
-
-
-@dataclass(frozen=True)
-class QueryRow:
-    """One query as the list shows it."""
-
-    row: int           # query row in the results
-    pid: int
-    person: str
-    camera: str
-    frames: int
-    ap: float          # NaN when the query was skipped (no match in the gallery)
-    first_rank: int    # 1-based rank of the first true match; 0 when none
-    flagged: bool = False
+from reidviewer.app.state import ViewerState
+from reidviewer.app.viewmodel import QueryRow  # noqa: F401  (re-exported: the list's record)
 
 
 COLUMNS = ("", "person", "cam", "AP", "1st")  # frame counts are in the tooltip
@@ -133,14 +123,20 @@ class _Proxy(QSortFilterProxyModel):
 class QueryList(QWidget):
     """Filterable, sortable list of queries with a visible sort order.
 
+    Args:
+        state: the viewer state (``None``: a stand-alone list fed by ``set_rows``).
+
     Signals:
         query_selected(int): the results row of the query the user picked.
+        menu_requested(int, QPoint): right-click on a query (results row, global position).
     """
 
     query_selected = Signal(int)
+    menu_requested = Signal(int, object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.state = state
         self.model = QueryTableModel(self)
         self.proxy = _Proxy(self)
         self.proxy.setSourceModel(self.model)
@@ -185,13 +181,55 @@ class QueryList(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.summary)
         self._sort_key = "identity"
+        self._quiet = False
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_menu)
+        if state is not None:
+            state.session_changed.connect(self._on_session)
+            state.annotations_changed.connect(lambda _i: self.update_rows())
+            state.query_changed.connect(self._on_state_query)
+            self.query_selected.connect(state.select_query)
+
+    def _on_session(self, session) -> None:
+        self.set_rows(session.query_rows() if session is not None else [])
+
+    def _on_state_query(self, row) -> None:
+        if row is not None and row != self.current_row():
+            self._quiet = True  # the state already knows: do not select it again
+            try:
+                self.select_row(row)
+            finally:
+                self._quiet = False
+
+    def _on_menu(self, pos) -> None:
+        idx = self.view.indexAt(pos)
+        if idx.isValid():
+            row = self.model.rows[self.proxy.mapToSource(idx).row()].row
+            self.menu_requested.emit(row, self.view.viewport().mapToGlobal(pos))
+
+    def update_rows(self) -> None:
+        """Refresh the marks (AP, rank, flags) in place, keeping the selection and the sort."""
+        if self.state is None or self.state.session is None:
+            return
+        rows = self.state.session.query_rows()
+        if len(rows) != len(self.model.rows):
+            self.set_rows(rows)
+            return
+        self.model.rows = rows
+        if rows:
+            self.model.dataChanged.emit(self.model.index(0, 0),
+                                        self.model.index(len(rows) - 1, self.model.columnCount() - 1))
+        self._summarise(rows)
+
+    def _summarise(self, rows: list[QueryRow]) -> None:
+        hits = sum(r.first_rank == 1 for r in rows)
+        self.summary.setText(f"{len(rows)} queries · {hits} hit at rank 1 · {len(rows) - hits} miss")
 
     def set_rows(self, rows: list[QueryRow]) -> None:
         """Replace the queries; keeps the current sort."""
         self.model.set_rows(rows)
         self.sort_by(self._sort_key)
-        hits = sum(r.first_rank == 1 for r in rows)
-        self.summary.setText(f"{len(rows)} queries · {hits} hit at rank 1 · {len(rows) - hits} miss")
+        self._summarise(rows)
 
     def sort_by(self, key: str) -> None:
         """Sort by ``identity``, ``ap`` (ascending, failures first) or ``rank`` (worst first)."""
@@ -249,5 +287,5 @@ class QueryList(QWidget):
         ]
 
     def _on_current(self, current: QModelIndex, previous: QModelIndex) -> None:
-        if current.isValid():
+        if current.isValid() and not self._quiet:
             self.query_selected.emit(self.model.rows[self.proxy.mapToSource(current).row()].row)

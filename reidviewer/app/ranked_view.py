@@ -1,7 +1,10 @@
-"""The ranked retrievals of the selected query: top-k tiles and where the true matches landed."""
-from __future__ import annotations
+"""The ranked retrievals of the selected query: top-k tiles and where the true matches landed.
 
-from dataclasses import dataclass
+Bound to a ``ViewerState``: it shows the state's query, marks the state's gallery tracklet,
+refreshes when annotations change, and clicking a tile shows that tracklet in the gallery
+player (through the state). Right-clicking a tile asks for its context menu.
+"""
+from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen
@@ -9,19 +12,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxL
 
 from reidviewer.app.colors import FLAG, MATCH, NON_MATCH
 from reidviewer.app.frame_loader import FrameLoader
-
-
-@dataclass(frozen=True)
-class TileData:
-    """What one retrieval tile shows."""
-
-    gallery_row: int
-    rank: int
-    distance: float
-    is_match: bool
-    thumb: str
-    label: str = ""
-    flagged: bool = False
+from reidviewer.app.state import ViewerState
+from reidviewer.app.viewmodel import TileData  # noqa: F401  (re-exported: a tile's record)
 
 
 class RetrievalTile(QWidget):
@@ -32,6 +24,7 @@ class RetrievalTile(QWidget):
     """
 
     clicked = Signal(int)
+    menu_requested = Signal(int, object)
 
     W, H = 70, 158
 
@@ -43,6 +36,9 @@ class RetrievalTile(QWidget):
         self.setFixedSize(self.W, self.H)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         loader.frame_ready.connect(self._on_frame)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(
+            lambda pos: self.menu_requested.emit(self.data.gallery_row, self.mapToGlobal(pos)) if self.data else None)
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(self.W, self.H)
@@ -111,6 +107,7 @@ class TileRow(QWidget):
     """A horizontal row of reusable tiles."""
 
     clicked = Signal(int)
+    menu_requested = Signal(int, object)
 
     def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -125,6 +122,7 @@ class TileRow(QWidget):
         while len(self.tiles) < len(items):
             tile = RetrievalTile(self.loader)
             tile.clicked.connect(self.clicked)
+            tile.menu_requested.connect(self.menu_requested)
             self.box.insertWidget(len(self.tiles), tile)
             self.tiles.append(tile)
         for i, tile in enumerate(self.tiles):
@@ -136,17 +134,24 @@ class TileRow(QWidget):
 class RankedView(QWidget):
     """Top-k retrievals of the selected query, and a row with the true matches and their ranks.
 
+    Args:
+        loader: the frame loader (thumbnails).
+        state: the viewer state (``None``: a stand-alone view fed by ``show_ranking``).
+
     Signals:
         retrieval_clicked(int): a gallery row was clicked (load it in the gallery player).
         top_k_changed(int)
+        tile_menu_requested(int, QPoint): right-click on a tile (gallery row, global position).
     """
 
     retrieval_clicked = Signal(int)
     top_k_changed = Signal(int)
+    tile_menu_requested = Signal(int, object)
 
-    def __init__(self, loader: FrameLoader, parent: QWidget | None = None) -> None:
+    def __init__(self, loader: FrameLoader, state: ViewerState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
+        self.state = state
         self.header = QLabel("Ranked gallery")
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 50)
@@ -159,6 +164,8 @@ class RankedView(QWidget):
         self.truth_label = QLabel("True matches")
         self.truth = TileRow(loader)
         self.truth.clicked.connect(self.retrieval_clicked)
+        self.ranked.menu_requested.connect(self.tile_menu_requested)
+        self.truth.menu_requested.connect(self.tile_menu_requested)
 
         self.header.setMinimumWidth(10)
         self.truth_label.setMinimumWidth(10)
@@ -190,12 +197,29 @@ class RankedView(QWidget):
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addLayout(left, 1)
         layout.addWidget(self.truth_box)
+        if state is not None:
+            state.session_changed.connect(lambda _s: self.show_ranking("Ranked gallery", [], []))
+            state.query_changed.connect(lambda _r: self.refresh())
+            state.gallery_changed.connect(lambda _r: self.refresh())
+            state.annotations_changed.connect(lambda _i: self.refresh())
+            self.top_k_changed.connect(lambda _k: self.refresh())
+            self.retrieval_clicked.connect(state.select_gallery)
+
+    def refresh(self) -> None:
+        """Show the state's query (its top-k and true matches), marking its gallery tracklet."""
+        s = self.state
+        if s is None or s.session is None or s.query is None:
+            return
+        session = s.session
+        self.show_ranking(session.ranking_header(s.query), session.ranked_tiles(s.query, self.top_k.value()),
+                          session.truth_tiles(s.query), s.gallery)
 
     def show_ranking(
         self, header: str, ranked: list[TileData], truth: list[TileData], selected_row: int | None = None
     ) -> None:
         """Fill both rows."""
         self.header.setText(header)
+        self.header.setToolTip(header)
         self.ranked.set_tiles(ranked, selected_row)
         ranks = ", ".join(f"#{t.rank}" for t in truth) or "none in the gallery"
         self.truth_label.setText(f"True matches at: {ranks}")

@@ -22,8 +22,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("last_frame", ("End",), "Last frame", "Playback"),
     Shortcut("prev_query", ("PgUp",), "Previous query in the list", "Navigation"),
     Shortcut("next_query", ("PgDown",), "Next query in the list", "Navigation"),
-    Shortcut("prev_iteration", ("Alt+Up",), "Highlight the previous refinement iteration", "Attention"),
-    Shortcut("next_iteration", ("Alt+Down",), "Highlight the next refinement iteration", "Attention"),
+    Shortcut("prev_iteration", ("Alt+Up",), "Highlight the previous refinement iteration (wraps around)",
+             "Attention"),
+    Shortcut("next_iteration", ("Alt+Down",), "Highlight the next refinement iteration (wraps around)", "Attention"),
     Shortcut("flag_occluded", ("Q",), "Flag the current probe frame as occluded", "Annotation"),
     Shortcut("flag_bad", ("O",), "Flag the current probe frame as a bad crop", "Annotation"),
     Shortcut("merge_identity", ("M",), "Merge the selected retrieval into the query's identity", "Annotation"),
@@ -31,15 +32,13 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("redo", ("Ctrl+Shift+Z",), "Redo", "Annotation"),
     Shortcut("export_figure", ("Ctrl+E",), "Export the current view as a figure", "File"),
     Shortcut("open_dataset", ("Ctrl+O",), "Open a dataset", "File"),
+    Shortcut("quit", ("Ctrl+Q",), "Quit", "File"),
+    Shortcut("show_viewer", ("Ctrl+1",), "Show the Viewer page", "View"),
+    Shortcut("show_training", ("Ctrl+2",), "Show the Training page", "View"),
     Shortcut("help", ("?", "F1"), "Show this list of shortcuts", "Help"),
 )
 
 BY_ACTION = {s.action: s for s in SHORTCUTS}
-
-
-def keys_for(action: str) -> tuple[str, ...]:
-    """The key sequences bound to ``action``."""
-    return BY_ACTION[action].keys
 
 
 def help_rows() -> list[tuple[str, str, str]]:

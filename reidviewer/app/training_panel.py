@@ -11,12 +11,10 @@ and are shown in plain words in the panel; the run folder is kept and the app go
 """
 from __future__ import annotations
 
-import errno
 import json
 import math
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,25 +42,23 @@ from PySide6.QtWidgets import (
 
 from reidviewer.app import viewmodel
 from reidviewer.app.colors import ITERATION_COLORS, iteration_color
-from reidviewer.errors import FrameError, ReidViewerError
+from reidviewer.app.tasks import describe_failure
+from reidviewer.data.registry import available_readers
+from reidviewer.engine.recipes import RECIPES, TrainConfig, recipe_summary
+from reidviewer.errors import ReidViewerError
+from reidviewer.model.config import HEAD_TRAITS, POOLINGS
+from reidviewer.vocabulary import TERMS
 
-#: The temporal heads offered, with what the user reads in the combo box.
-HEADS: list[tuple[str, str]] = [
-    ("ran", "RAN (K refinement iterations)"),
-    ("mean", "mean pooling"),
-    ("rnn", "RCN recurrent"),
-    ("softmax", "softmax attention"),
-]
-
-#: Attention pooling P of the RAN head (SPEC §a.2), with what the user reads.
-POOLINGS: list[tuple[str, str, str]] = [
-    ("mean", "(1/T)·Σαx", "attention re-weights frames and also scales the feature (default)"),
-    ("l1", "Σαx / Σα", "attention only re-weights frames (the shipped model's)"),
-    ("sum", "Σαx", "the paper's literal eq. 2: feature norms grow with sequence length"),
-]
-
-#: Loss terms plotted, in legend order.
-LOSS_TERMS = ("total", "hinge", "id1", "id2", "sim")
+#: Attention pooling P of the RAN head, with what the user reads (the names come from
+#: ``reidviewer.model.config.POOLINGS``; these are only their descriptions).
+POOLING_TEXT: dict[str, tuple[str, str]] = {
+    "mean": ("(1/T)·Σαx", "attention re-weights frames and also scales the feature"),
+    "l1": ("Σαx / Σα", "attention only re-weights frames (the fast recipe's default)"),
+    "sum": ("Σαx", "the paper's literal eq. 2: feature norms grow with sequence length"),
+}
+#: Readable names of the temporal heads (the list itself comes from the registry).
+HEAD_TEXT = {"ran": "RAN (K refinement iterations)", "mean": "mean pooling", "rnn": "RCN recurrent",
+             "softmax": "softmax attention"}
 
 
 def device_choices() -> list[tuple[str, str]]:
@@ -84,7 +80,8 @@ def device_choices() -> list[tuple[str, str]]:
 def read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     """Series ``name -> (global steps, values)`` from a run's ``metrics.jsonl``.
 
-    Names: the loss terms (``total``, ``hinge`` …), ``val_rank1``, ``lr``, ``pairs_per_s``.
+    Names: the loss terms (``total``, ``hinge``, ``triplet`` …), ``val_rank1``, ``val_map``,
+    ``lr``, ``tracklets_per_s`` (older runs logged Siamese ``pairs_per_s``: two tracklets a pair).
     A torn last line (a run killed mid-write) is skipped.
     """
     series: dict[str, tuple[list[float], list[float]]] = {}
@@ -108,26 +105,12 @@ def read_metrics(path: Path) -> dict[str, tuple[list[float], list[float]]]:
             for key, value in rec.items():
                 if key.startswith("loss_"):
                     add(key[len("loss_"):], x, value)
-            for key in ("val_rank1", "lr", "pairs_per_s"):
+            for key in ("val_rank1", "val_map", "lr", "tracklets_per_s"):
                 if key in rec:
                     add(key, x, rec[key])
+            if "pairs_per_s" in rec and isinstance(rec["pairs_per_s"], (int, float)):
+                add("tracklets_per_s", x, 2 * rec["pairs_per_s"])
     return series
-
-
-def explain(exc: BaseException, run_dir: Path | None) -> str:
-    """A failure in plain words (what happened, what to do), naming the kept run folder."""
-    kept = f"\n\nThe run folder is kept: {run_dir}" if run_dir is not None else ""
-    if isinstance(exc, FrameError):
-        return (f"A frame of the dataset cannot be read, so training stopped.\n{exc}\n"
-                f"Replace or remove that file (or exclude its tracklet) and start again.{kept}")
-    if isinstance(exc, ReidViewerError):
-        return f"{exc}{kept}"
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"The disk is full: {exc.filename or ''} could not be written. Free some space and resume.{kept}"
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
-        return f"The device ran out of memory. Lower 'pairs per step' (or pick the CPU) and resume.{kept}"
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=4))
-    return f"Training failed unexpectedly: {type(exc).__name__}: {exc}{kept}\n\nDetails:\n{tb}"
 
 
 class TrainingWorker(QObject):
@@ -170,7 +153,7 @@ class TrainingWorker(QObject):
             outcome = train(self.config, self.workspace, progress=self.progress.emit,
                             should_stop=self.stop_event.is_set, resume=self.resume, dataset=self.dataset)
         except BaseException as exc:  # noqa: BLE001 — report every failure, never kill the app
-            self.failed.emit(explain(exc, run_dir if run_dir is not None and run_dir.exists() else None))
+            self.failed.emit(describe_failure(exc, run_dir if run_dir is not None and run_dir.exists() else None))
             return
         self.finished.emit(outcome)
 
@@ -217,6 +200,7 @@ class TrainingPanel(QWidget):
         self._devices_listed = False
         self._stop_asked_at: float | None = None
         self.series: dict[str, _Series] = {}
+        self.loss_terms: list[str] = []
         self.comparisons: dict[str, list[pg.PlotDataItem]] = {}
         self.comparison_colors: dict[str, object] = {}
         self._build()
@@ -224,6 +208,9 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
+        # The form's choices come from the registries and its defaults from TrainConfig, so
+        # what the panel offers is what the engine and the CLI do.
+        label = {k: t.label for k, t in TERMS.items()}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.root_edit = QLineEdit()
@@ -234,87 +221,119 @@ class TrainingPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.root_edit, 1)
         row.addWidget(browse)
-        form.addRow("Dataset", row)
+        form.addRow(label["root"], row)
         self.name_edit = QComboBox()
         self.name_edit.setEditable(True)
-        self.name_edit.addItems(["auto", "synthwalk", "ilidsvid", "prid2011", "mars", "dukevideo", "folder"])
+        self.name_edit.addItems(["auto", *available_readers()])
+        self.name_edit.setToolTip("How to read the folder (auto: recognise the layout)")
         self.split_spin = QSpinBox()
         self.split_spin.setRange(0, 99)
         row = QHBoxLayout()
         row.addWidget(self.name_edit, 1)
-        row.addWidget(QLabel("split"))
+        row.addWidget(QLabel(label["split"]))
         row.addWidget(self.split_spin)
-        form.addRow("Reader", row)
+        form.addRow(label["dataset"], row)
+
+        self.recipe_combo = QComboBox()
+        for r in RECIPES:
+            self.recipe_combo.addItem(r, r)
+            self.recipe_combo.setItemData(self.recipe_combo.count() - 1, recipe_summary(r),
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.recipe_combo.setToolTip("; ".join(f"{r}: {recipe_summary(r)}" for r in RECIPES))
+        self.recipe_combo.currentIndexChanged.connect(self._on_recipe)
+        form.addRow(label["recipe"], self.recipe_combo)
 
         self.head_combo = QComboBox()
-        for key, text in HEADS:
-            self.head_combo.addItem(text, key)
+        for key in HEAD_TRAITS:
+            self.head_combo.addItem(HEAD_TEXT.get(key, key), key)
+            self.head_combo.setItemData(self.head_combo.count() - 1, HEAD_TRAITS[key].description,
+                                        Qt.ItemDataRole.ToolTipRole)
         self.iterations_spin = QSpinBox()
-        self.iterations_spin.setRange(0, 10)
-        self.iterations_spin.setValue(3)
+        self.iterations_spin.setRange(0, 64)
+        self.iterations_spin.setValue(TrainConfig.iterations)
         self.iterations_spin.setPrefix("K = ")
         self.pooling_combo = QComboBox()
-        for i, (key, text, tip) in enumerate(POOLINGS):
+        for i, key in enumerate(POOLINGS):
+            text, tip = POOLING_TEXT.get(key, (key, ""))
             self.pooling_combo.addItem(text, key)
             self.pooling_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
-        self.pooling_combo.setToolTip("How RAN pools the frame features x with its attention α (SPEC §a.2)")
+        self.pooling_combo.setToolTip("How RAN pools the frame features x with its attention α")
         self.head_combo.currentIndexChanged.connect(self._on_head)
         row = QHBoxLayout()
         row.addWidget(self.head_combo, 1)
         row.addWidget(self.iterations_spin)
-        form.addRow("Head", row)
-        form.addRow("Pooling", self.pooling_combo)
+        form.addRow(label["head"], row)
+        form.addRow(label["pooling"], self.pooling_combo)
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 100000)
-        self.epochs_spin.setValue(1000)
-        self.eval_spin = QSpinBox()
-        self.eval_spin.setRange(0, 100000)
-        self.eval_spin.setValue(100)
-        self.eval_spin.setToolTip("Validation rank-1 every N epochs (0: only never)")
+        self.minutes_spin = QDoubleSpinBox()
+        self.minutes_spin.setRange(0, 100000)
+        self.minutes_spin.setDecimals(1)
+        self.minutes_spin.setSpecialValueText("none")
+        self.minutes_spin.setSuffix(" min")
+        self.minutes_spin.setToolTip("Stop with a checkpoint after this many minutes (the fast recipe's learning "
+                                     "rate schedule fits the budget); none: train all the epochs")
         row = QHBoxLayout()
         row.addWidget(self.epochs_spin, 1)
-        row.addWidget(QLabel("validate every"))
-        row.addWidget(self.eval_spin)
-        form.addRow("Epochs", row)
+        row.addWidget(QLabel("time budget"))
+        row.addWidget(self.minutes_spin, 1)
+        form.addRow(label["epochs"], row)
+        self.eval_spin = QSpinBox()
+        self.eval_spin.setRange(0, 100000)
+        self.eval_spin.setSpecialValueText("never")
+        self.eval_spin.setSuffix(" epochs")
+        self.eval_spin.setToolTip("Validation rank-1 and mAP every N epochs and at the end (never: no validation)")
+        form.addRow(label["eval_every"], self.eval_spin)
 
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(1e-6, 10.0)
         self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(1e-3)
-        self.milestones_edit = QLineEdit("300, 600")
-        self.milestones_edit.setToolTip("Epochs at which the learning rate is divided by 10")
+        self.milestones_edit = QLineEdit()
+        self.milestones_edit.setToolTip("paper recipe: epochs at which the learning rate is divided by 10")
+        self.milestones_label = QLabel("milestones")
         row = QHBoxLayout()
         row.addWidget(self.lr_spin, 1)
-        row.addWidget(QLabel("milestones"))
+        row.addWidget(self.milestones_label)
         row.addWidget(self.milestones_edit, 1)
-        form.addRow("Learning rate", row)
+        form.addRow(label["lr"], row)
 
+        # Batches: Siamese pairs (paper) or P identities × K tracklets (fast).
         self.pairs_spin = QSpinBox()
         self.pairs_spin.setRange(1, 4096)
-        self.pairs_spin.setValue(1)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setValue(1)
+        self.pairs_spin.setSuffix(" pairs")
+        self.pairs_spin.setToolTip("paper recipe: Siamese pairs per optimiser step")
+        self.ids_spin = QSpinBox()
+        self.ids_spin.setRange(2, 4096)
+        self.ids_spin.setPrefix("P = ")
+        self.ids_spin.setToolTip("fast recipe: identities per batch")
+        self.per_id_spin = QSpinBox()
+        self.per_id_spin.setRange(2, 64)
+        self.per_id_spin.setPrefix("K = ")
+        self.per_id_spin.setToolTip("fast recipe: tracklets per identity")
         row = QHBoxLayout()
         row.addWidget(self.pairs_spin, 1)
-        row.addWidget(QLabel("seed"))
-        row.addWidget(self.seed_spin, 1)
-        form.addRow("Pairs per step", row)
+        row.addWidget(self.ids_spin, 1)
+        row.addWidget(self.per_id_spin, 1)
+        form.addRow("Batch", row)
 
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(TrainConfig.seed)
         self.flow_check = QCheckBox("optical flow")
-        self.flow_check.setChecked(True)
+        self.flow_check.setChecked(TrainConfig.use_flow)
+        row = QHBoxLayout()
+        row.addWidget(self.seed_spin, 1)
+        row.addWidget(self.flow_check)
+        form.addRow(label["seed"], row)
         self.run_edit = QLineEdit()
         self.run_edit.setPlaceholderText("run name (default: head and time)")
-        row = QHBoxLayout()
-        row.addWidget(self.run_edit, 1)
-        row.addWidget(self.flow_check)
-        form.addRow("Run", row)
+        form.addRow("Run", self.run_edit)
 
         self.device_combo = QComboBox()
         self.device_combo.addItem("auto (a GPU when present, else the CPU)", "auto")
-        form.addRow("Device", self.device_combo)
+        form.addRow(label["device"], self.device_combo)
 
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
@@ -340,6 +359,10 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("%p%")
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
+        self.health = QLabel("")
+        self.health.setWordWrap(True)
+        self.health.setStyleSheet("color: #7a3b00; background: #fff4e0; padding: 4px; border-radius: 3px;")
+        self.health.setVisible(False)
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -351,10 +374,11 @@ class TrainingPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(settings)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         # The buttons, progress and messages stay in view however small the form area is.
-        top = QWidget()
-        col = QVBoxLayout(top)
-        col.setContentsMargins(2, 2, 2, 2)
+        left = QWidget()
+        col = QVBoxLayout(left)
+        col.setContentsMargins(4, 4, 4, 4)
         col.addWidget(scroll, 1)
         col.addLayout(buttons)
         row = QHBoxLayout()
@@ -362,59 +386,67 @@ class TrainingPanel(QWidget):
         row.addWidget(self.compare_button)
         col.addLayout(row)
         col.addWidget(self.status)
+        col.addWidget(self.health)
         col.addWidget(self.error)
 
         pg.setConfigOptions(antialias=True)
         self.plot_widgets: list[pg.PlotWidget] = []
         self.loss_plot = self._plot("loss")
-        self.rank1_plot = self._plot("validation rank-1")
+        self.rank1_plot = self._plot("validation R1 and mAP")
         self.rank1_plot.setYRange(0, 1, padding=0.02)
         self.lr_plot = self._plot("learning rate")
-        self.rate_plot = self._plot("pairs/s")
+        self.rate_plot = self._plot("tracklets/s")
         for p in (self.rank1_plot, self.lr_plot, self.rate_plot):
             p.setXLink(self.loss_plot)
-        self.loss_plot.setLabel("bottom", "step")
-        self.rank1_plot.setLabel("bottom", "step")
+        for p in (self.loss_plot, self.rank1_plot, self.lr_plot, self.rate_plot):
+            p.setLabel("bottom", "step")
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for k, term in enumerate(LOSS_TERMS):
-            self.curves[term] = self.loss_plot.plot([], [], name=term, pen=pg.mkPen(iteration_color(k), width=2 if term == "total" else 1.2))
-        self.curves["val_rank1"] = self.rank1_plot.plot([], [], name="this run", pen=pg.mkPen(iteration_color(0), width=2),
+        self.curves["val_rank1"] = self.rank1_plot.plot([], [], name="R1", pen=pg.mkPen(iteration_color(0), width=2),
                                                         symbol="o", symbolSize=5, symbolBrush=iteration_color(0))
+        self.curves["val_map"] = self.rank1_plot.plot([], [], name="mAP", pen=pg.mkPen(iteration_color(1), width=2,
+                                                                                       style=Qt.PenStyle.DashLine),
+                                                      symbol="s", symbolSize=5, symbolBrush=iteration_color(1))
         self.curves["lr"] = self.lr_plot.plot([], [], pen=pg.mkPen(iteration_color(2), width=1.5), stepMode=None)
-        self.curves["pairs_per_s"] = self.rate_plot.plot([], [], pen=pg.mkPen(iteration_color(5), width=1.2))
+        self.curves["tracklets_per_s"] = self.rate_plot.plot([], [], pen=pg.mkPen(iteration_color(5), width=1.2))
         self.eta_label = QLabel("")
+        self.eta_label.setWordWrap(True)
         # The legend sits above the plots, not on them: a legend inside would hide the curves.
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self._update_legend()
         plots_box = QWidget()
         pcol = QVBoxLayout(plots_box)
         pcol.setContentsMargins(0, 0, 0, 0)
         pcol.setSpacing(0)
-        # The loss and rank-1 curves matter most: they get most of the height.
+        # The loss and validation curves matter most: they get most of the height.
         pcol.addWidget(self.legend)
         pcol.addWidget(self.plot_widgets[0], 3)
         pcol.addWidget(self.plot_widgets[1], 2)
         small = QHBoxLayout()
         small.addWidget(self.plot_widgets[2])
         small.addWidget(self.plot_widgets[3])
-        pcol.addLayout(small, 1)
+        pcol.addLayout(small, 2)
         pcol.addWidget(self.eta_label)
 
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
+        # Side by side: the settings on the left, the live curves on the right (the Training
+        # page has the whole centre of the window).
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
         split.addWidget(plots_box)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
-        split.setSizes([320, 480])
+        split.setSizes([470, 780])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
-        self.form_widgets = [self.root_edit, browse, self.name_edit, self.split_spin, self.head_combo,
-                             self.iterations_spin, self.pooling_combo, self.epochs_spin, self.eval_spin, self.lr_spin,
-                             self.milestones_edit, self.pairs_spin, self.seed_spin, self.flow_check,
-                             self.run_edit, self.device_combo]
+        self.form_widgets = [self.root_edit, browse, self.name_edit, self.split_spin, self.recipe_combo,
+                             self.head_combo, self.iterations_spin, self.pooling_combo, self.epochs_spin,
+                             self.minutes_spin, self.eval_spin, self.lr_spin, self.milestones_edit, self.pairs_spin,
+                             self.ids_spin, self.per_id_spin, self.seed_spin, self.flow_check, self.run_edit,
+                             self.device_combo]
+        self.recipe_combo.setCurrentIndex(0)
+        self._on_recipe()
+        self._update_legend()
 
     def _plot(self, title: str) -> pg.PlotItem:
         widget = pg.PlotWidget(background="w")
@@ -453,8 +485,30 @@ class TrainingPanel(QWidget):
 
     def _on_head(self) -> None:
         idle = self.state not in ("running", "stopping")
-        self.iterations_spin.setEnabled(idle and self.head_combo.currentData() in ("ran", "softmax"))
-        self.pooling_combo.setEnabled(idle and self.head_combo.currentData() == "ran")
+        traits = HEAD_TRAITS.get(self.head_combo.currentData())
+        self.iterations_spin.setEnabled(idle and bool(traits and traits.refines))
+        self.pooling_combo.setEnabled(idle and bool(traits and traits.attention) and
+                                      self.head_combo.currentData() != "softmax")
+
+    def _on_recipe(self) -> None:
+        """Fill the recipe's defaults (``TrainConfig(recipe=...)``) and show its own settings."""
+        recipe = self.recipe_combo.currentData() or RECIPES[0]
+        d = TrainConfig(recipe=recipe)
+        self.epochs_spin.setValue(d.epochs)
+        self.eval_spin.setValue(d.eval_every)
+        self.lr_spin.setValue(d.lr)
+        self.milestones_edit.setText(", ".join(map(str, d.milestones)))
+        self.pairs_spin.setValue(d.pairs_per_step)
+        self.ids_spin.setValue(d.ids_per_batch)
+        self.per_id_spin.setValue(d.tracklets_per_id)
+        pooling = d.model.get("pooling", "mean")
+        self.pooling_combo.setCurrentIndex(max(0, self.pooling_combo.findData(pooling)))
+        paper = d.uses_pairs
+        for w in (self.milestones_label, self.milestones_edit, self.pairs_spin):
+            w.setVisible(paper)
+        for w in (self.ids_spin, self.per_id_spin):
+            w.setVisible(not paper)
+        self.recipe_combo.setToolTip(recipe_summary(recipe))
 
     def _browse_root(self) -> None:
         root = QFileDialog.getExistingDirectory(self, "Dataset folder to train on", self.root_edit.text())
@@ -474,20 +528,16 @@ class TrainingPanel(QWidget):
         self.split_spin.setValue(request.split)
 
     # ------------------------------------------------------------------ config
-    def config_from_form(self):
+    def config_from_form(self) -> TrainConfig:
         """The ``TrainConfig`` the form describes; raises ValueError on a bad field."""
-        from reidviewer.engine.train import TrainConfig
-
         root = self.root_edit.text().strip()
         if not root:
             raise ValueError("Choose a dataset folder to train on (or open one in the viewer).")
         if not Path(root).expanduser().is_dir():
             raise ValueError(f"{root}: no such dataset folder.")
-        try:
-            milestones = tuple(int(m) for m in self.milestones_edit.text().replace(";", ",").split(",") if m.strip())
-        except ValueError:
-            raise ValueError(f"Milestones must be epoch numbers separated by commas, got {self.milestones_edit.text()!r}.") from None
+        recipe = self.recipe_combo.currentData()
         head = self.head_combo.currentData()
+        traits = HEAD_TRAITS[head]
         name = self.run_edit.text().strip() or time.strftime(f"{head}-%Y%m%d-%H%M%S")
         if "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"A run name is a plain folder name, got {name!r}.")
@@ -495,16 +545,26 @@ class TrainingPanel(QWidget):
         if self.viewer_request is not None and self.viewer_request.root is not None \
                 and Path(root) == Path(self.viewer_request.root):
             protocol = self.viewer_request.protocol
-        return TrainConfig(
-            root=str(Path(root).expanduser()), dataset=self.name_edit.currentText().strip() or "auto",
+        settings = dict(
+            recipe=recipe, root=str(Path(root).expanduser()), dataset=self.name_edit.currentText().strip() or "auto",
             protocol=protocol, split=self.split_spin.value(), head=head,
-            iterations=self.iterations_spin.value() if head in ("ran", "softmax") else 0,
-            epochs=self.epochs_spin.value(), lr=self.lr_spin.value(), milestones=milestones,
-            pairs_per_step=self.pairs_spin.value(), seed=self.seed_spin.value(),
-            device=self.device_combo.currentData() or "auto", eval_every=self.eval_spin.value(),
-            use_flow=self.flow_check.isChecked(), run_name=name,
-            model={"pooling": self.pooling_combo.currentData()} if head == "ran" else {},
+            iterations=self.iterations_spin.value() if traits.refines else 0,
+            epochs=self.epochs_spin.value(), minutes=float(self.minutes_spin.value()), lr=self.lr_spin.value(),
+            seed=self.seed_spin.value(), device=self.device_combo.currentData() or "auto",
+            eval_every=self.eval_spin.value(), use_flow=self.flow_check.isChecked(), run_name=name,
+            model={"pooling": self.pooling_combo.currentData()} if traits.attention and head != "softmax" else None,
         )
+        if recipe == "paper":
+            text = self.milestones_edit.text().replace(";", ",")
+            try:
+                settings["milestones"] = tuple(int(m) for m in text.split(",") if m.strip())
+            except ValueError:
+                raise ValueError(f"Milestones must be epoch numbers separated by commas, got {text!r}.") from None
+            settings["pairs_per_step"] = self.pairs_spin.value()
+        else:
+            settings["ids_per_batch"] = self.ids_spin.value()
+            settings["tracklets_per_id"] = self.per_id_spin.value()
+        return TrainConfig(**settings)
 
     def _unique_name(self, name: str) -> str:
         """``name``, or ``name-2``, ``name-3`` … so Start never overwrites a kept run."""
@@ -641,32 +701,39 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ worker signals
     def _on_progress(self, p) -> None:
-        self.progress.setRange(0, max(p.total_steps, 1))
-        self.progress.setValue(p.global_step)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * min(max(p.fraction, 0.0), 1.0)))
         x = float(p.global_step)
         if p.losses:
             for term, value in p.losses.items():
                 self._append(term, x, value)
             self._append("lr", x, p.lr)
-            self._append("pairs_per_s", x, p.pairs_per_s)
+            self._append("tracklets_per_s", x, p.tracklets_per_s)
         if p.message.startswith("validation") and p.val_rank1 is not None:
             self._append("val_rank1", x, p.val_rank1)
+            self._append("val_map", x, p.val_map)
         losses = "  ".join(f"{k} {v:.3f}" for k, v in p.losses.items())
         if self.state == "running":
-            self.status.setText(f"{self.config.run_name}: epoch {p.epoch + 1}/{p.epochs}, step {p.step}/{p.steps_per_epoch}"
-                                + (f" — {p.message}" if p.message else ""))
-        val = f"   val rank-1 {100 * p.val_rank1:.1f}%" if p.val_rank1 is not None else ""
+            self.status.setText(f"{self.config.run_name}: epoch {min(p.epoch + 1, max(p.epochs, 1))}/{p.epochs}, "
+                                f"step {p.step}/{p.steps_per_epoch}" + (f" — {p.message}" if p.message else ""))
+        self.health.setText("⚠ " + "\n⚠ ".join(p.health) if p.health else "")
+        self.health.setVisible(bool(p.health))
+        val = (f"   validation R1 {100 * p.val_rank1:.1f}%, mAP {100 * p.val_map:.1f}%"
+               if p.val_rank1 is not None and p.val_map is not None else "")
         eta = f"ETA {_duration(p.eta_s)}" if math.isfinite(p.eta_s) else "ETA –"
-        self.eta_label.setText(f"{eta}   {p.pairs_per_s:.1f} pairs/s   lr {p.lr:g}{val}\n{losses}")
+        self.eta_label.setText(f"{eta}   {p.tracklets_per_s:.0f} tracklets/s   lr {p.lr:.3g}{val}\n{losses}")
 
     def _on_finished(self, outcome) -> None:
         self.outcome = outcome
         self.run_dir = outcome.run_dir
         self.progress.setRange(0, 1)
         self.progress.setValue(0 if outcome.stopped else 1)
-        val = f", validation rank-1 {100 * outcome.val_rank1:.1f}%" if outcome.val_rank1 is not None else ""
+        val = f", validation R1 {100 * outcome.val_rank1:.1f}%" if outcome.val_rank1 is not None else ""
         took = f" in {time.monotonic() - self._stop_asked_at:.1f} s" if outcome.stopped and self._stop_asked_at else ""
-        self.status.setText(f"{outcome.run_dir.name} {'stopped' + took if outcome.stopped else 'finished'} after "
+        how = {"finished": "finished", "budget": "reached its time budget", "collapsed":
+               "stopped: the embedding collapsed (the checkpoint holds the weights from before)"}.get(
+            outcome.reason, "stopped" + took)
+        self.status.setText(f"{outcome.run_dir.name} {how} after "
                             f"{outcome.epochs_done} epochs ({outcome.global_step} steps){val}. "
                             f"Checkpoint: {outcome.checkpoint}")
         self._final_state = "stopped" if outcome.stopped else "finished"
@@ -722,15 +789,28 @@ class TrainingPanel(QWidget):
         self.error.setVisible(True)
 
     # ------------------------------------------------------------------ curves
-    def _append(self, name: str, x: float, y: float) -> None:
+    def _append(self, name: str, x: float, y: float | None) -> None:
         if y is None or not math.isfinite(y):
             return
         s = self.series.setdefault(name, _Series())
         s.xs.append(x)
         s.ys.append(float(y))
-        curve = self.curves.get(name)
+        curve = self._curve(name)
         if curve is not None:
             curve.setData(np.asarray(s.xs), np.asarray(s.ys))
+
+    def _curve(self, name: str) -> pg.PlotDataItem | None:
+        """The curve of a series; a loss term gets its own curve when it first appears (the
+        recipes log different terms)."""
+        curve = self.curves.get(name)
+        if curve is None and name not in ("val_rank1", "val_map", "lr", "tracklets_per_s"):
+            k = len(self.loss_terms)
+            self.loss_terms.append(name)
+            curve = self.loss_plot.plot([], [], name=name,
+                                        pen=pg.mkPen(iteration_color(k), width=2 if name == "total" else 1.2))
+            self.curves[name] = curve
+            self._update_legend()
+        return curve
 
     def clear_curves(self) -> None:
         """Empty the current run's curves (comparisons stay)."""
@@ -749,8 +829,9 @@ class TrainingPanel(QWidget):
                 s.xs.append(x)
                 s.ys.append(y)
         for name, s in self.series.items():
-            if name in self.curves:
-                self.curves[name].setData(np.asarray(s.xs), np.asarray(s.ys))
+            curve = self._curve(name)
+            if curve is not None:
+                curve.setData(np.asarray(s.xs), np.asarray(s.ys))
 
     def _ask_compare(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Runs to compare (their metrics.jsonl)",
@@ -804,8 +885,9 @@ class TrainingPanel(QWidget):
         def chip(color, text: str, dash: bool = False) -> str:
             return f'<span style="color:{color.name()}">{"╌╌" if dash else "━━"}</span>&nbsp;{text}'
 
-        parts = [chip(iteration_color(k), term) for k, term in enumerate(LOSS_TERMS)]
-        parts.append(chip(iteration_color(0), "rank-1"))
+        parts = [chip(iteration_color(k), term) for k, term in enumerate(self.loss_terms)]
+        parts.append(chip(iteration_color(0), "R1"))
+        parts.append(chip(iteration_color(1), "mAP", dash=True))
         parts += [chip(c, f"{n} (total loss, rank-1)", dash=True) for n, c in self.comparison_colors.items()]
         self.legend.setText("&nbsp;&nbsp; ".join(parts))
 

@@ -1,9 +1,13 @@
-"""What the views show, computed from a dataset and its results file (no widgets here).
+"""What the views show, computed from a dataset and its results file. No Qt here.
 
 ``load_session`` runs in a worker: it opens the dataset, generates the SynthWalk demo on
 first launch, and loads or computes the results file (cached in the workspace). The
 ``Session`` then answers the views' questions — query rows, ranked tiles, failure cases,
-metrics — always from that one results file.
+metrics — always from that one results file. The plain records the views display
+(``QueryRow``, ``TileData``, ``FailureCase``) live here too, so view logic is tested without
+a window.
+
+Numbers shown to people count frames from 1 (``frame 1`` is the first frame), everywhere.
 """
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reidviewer.app.failures_view import FailureCase
-from reidviewer.app.query_list import QueryRow
-from reidviewer.app.ranked_view import TileData
 from reidviewer.data.dataset import VideoDataset
-from reidviewer.data.tracklet import Tracklet
+from reidviewer.data.tracklet import UNKNOWN_CAMERA, Tracklet
 
 Progress = Callable[[int, int, str], None]
+
+#: Below this standard deviation over frames the final attention is "nearly uniform": it
+#: weights every frame alike, so it cannot single out an occluded frame. The same measure
+#: ("attention spread") is logged during training.
+UNIFORM_SPREAD = 0.02
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class OpenRequest:
 
     def describe(self) -> str:
         where = "the SynthWalk demo" if self.root is None else str(self.root)
-        ck = f", checkpoint {self.checkpoint.name}" if self.checkpoint else ""
+        ck = f", {model_name(self.checkpoint)}" if self.checkpoint else ""
         return f"{where} (split {self.split}{ck})"
 
     def to_text(self) -> str:
@@ -68,14 +74,118 @@ class OpenRequest:
             return None
 
 
+@dataclass(frozen=True)
+class QueryRow:
+    """One query as the list shows it."""
+
+    row: int           # query row in the results
+    pid: int
+    person: str
+    camera: str
+    frames: int
+    ap: float          # NaN when the query was skipped (no match in the gallery)
+    first_rank: int    # 1-based rank of the first true match; 0 when none
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class TileData:
+    """What one retrieval tile shows."""
+
+    gallery_row: int
+    rank: int
+    distance: float
+    is_match: bool
+    thumb: str
+    label: str = ""
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class FailureCase:
+    """One failed query: the probe, its wrong top-1 and its first true match."""
+
+    query_row: int
+    probe_label: str
+    probe_thumb: str
+    wrong_row: int
+    wrong_label: str
+    wrong_thumb: str
+    wrong_distance: float
+    true_row: int | None
+    true_label: str
+    true_thumb: str | None
+    true_rank: int
+    true_distance: float
+    ap: float
+
+
 def person_label(t: Tracklet) -> str:
     """``person006`` stays as it is; a bare id such as ``0042`` becomes ``person 0042``."""
     return t.person if t.person.lower().startswith("person") else f"person {t.person}"
 
 
+def camera_label(t: Tracklet) -> str:
+    """The camera's name, or ``unknown camera``."""
+    return "unknown camera" if t.camid == UNKNOWN_CAMERA else t.camera
+
+
 def thumb_path(tracklet: Tracklet) -> str:
     """The frame that stands for a tracklet in thumbnails (the middle one)."""
     return str(tracklet.frame_path(len(tracklet) // 2))
+
+
+def model_name(checkpoint: Path | str | None) -> str:
+    """How a checkpoint is named to people: its run (``runs/NAME/last.safetensors`` → ``run
+    NAME``), or its file name without the suffix."""
+    if checkpoint is None:
+        return "no model"
+    p = Path(checkpoint)
+    if p.stem in ("last", "state") or p.stem.startswith("epoch_"):
+        return f"run {p.parent.name}" + ("" if p.stem == "last" else f" ({p.stem})")
+    return p.stem
+
+
+def describe_model(settings: dict) -> str:
+    """The model a results file was computed with, in words (``RAN, K = 3``)."""
+    from reidviewer.model.config import HEAD_TRAITS
+
+    model = settings.get("model") if isinstance(settings, dict) else None
+    if not isinstance(model, dict):
+        return "model"
+    head = model.get("head", "?")
+    names = {"ran": "RAN", "mean": "mean pooling", "rnn": "RCN (recurrent)", "softmax": "softmax attention"}
+    text = names.get(head, head)
+    traits = HEAD_TRAITS.get(head)
+    if traits is not None and traits.refines:
+        text += f", K = {model.get('iterations', '?')}"
+    return text
+
+
+def attention_spread(attention: np.ndarray | None) -> float:
+    """Standard deviation of the final iteration's attention over a tracklet's frames."""
+    a = np.asarray(attention) if attention is not None else np.zeros((0, 0))
+    if a.ndim != 2 or a.shape[1] < 2:
+        return 0.0
+    return float(a[-1].std())
+
+
+def coinciding_iterations(attention: np.ndarray | None, tol: float = 1e-3) -> list[list[int]]:
+    """Groups of refinement iterations whose curves lie on top of each other (within ``tol``).
+
+    With eq. 3's shared θ′, iterations 1..K often rank frames alike and their curves coincide,
+    so a plot shows fewer curves than iterations; the plot says which ones.
+    """
+    a = np.asarray(attention) if attention is not None else np.zeros((0, 0))
+    groups: list[list[int]] = []
+    for k in range(a.shape[0] if a.ndim == 2 else 0):
+        for g in groups:
+            if np.max(np.abs(a[g[0]] - a[k])) <= tol:
+                g.append(k)
+                break
+        else:
+            groups.append([k])
+    return [g for g in groups if len(g) > 1]
 
 
 @dataclass
@@ -89,31 +199,54 @@ class Session:
     frame_flag_map: dict[int, dict[int, str]] = field(default_factory=dict)
     audit: object | None = None
     _failures: list[FailureCase] | None = None
+    #: The dataset as its reader opened it, when ``dataset`` is an annotated view (the
+    #: annotation store is keyed and attached by the original); ``None``: ``dataset`` itself.
+    base_dataset: VideoDataset | None = None
 
     def prepare(self) -> Session:
         """Compute the lists the views need up front (call it in the worker, off the GUI thread)."""
         self.failure_cases()
         return self
-    #: The dataset as its reader opened it, when ``dataset`` is an annotated view (the
-    #: annotation store is keyed and attached by the original); ``None``: ``dataset`` itself.
-    base_dataset: VideoDataset | None = None
 
     # ---------------------------------------------------------------- basics
     @property
+    def model(self) -> str:
+        """The model in words: its run or file, and its head."""
+        return f"{model_name(self.checkpoint)} ({describe_model(self.results.settings)})"
+
+    @property
     def title(self) -> str:
-        return f"{self.dataset.name} ({self.dataset.protocol}) · split {self.results.split} · {self.checkpoint.name}"
+        return f"{self.dataset.name} (protocol {self.dataset.protocol}) · split {self.results.split} · {self.model}"
 
     @property
     def status(self) -> str:
         m = self.results.metrics()
         return (
             f"{self.dataset.name}: {self.results.num_queries} queries, {self.results.num_gallery} gallery · "
-            f"R1 {100 * m['rank1']:.1f}% · mAP {100 * m['mAP']:.1f}% · {self.checkpoint.name}"
+            f"R1 {100 * m['rank1']:.1f}% · mAP {100 * m['mAP']:.1f}% · {self.model}"
         )
 
     @property
     def num_queries(self) -> int:
         return self.results.num_queries
+
+    @property
+    def num_gallery(self) -> int:
+        return self.results.num_gallery
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model weights frames (RAN, softmax); mean pooling and RCN do not."""
+        from reidviewer.model.config import HEAD_TRAITS
+
+        model = self.results.settings.get("model") if isinstance(self.results.settings, dict) else None
+        if isinstance(model, dict) and model.get("head") in HEAD_TRAITS:
+            return HEAD_TRAITS[model["head"]].attention
+        return self.results.attention_iterations > 1 or self._attention_varies()
+
+    def _attention_varies(self) -> bool:
+        r = self.results
+        return bool(r.attention_values.size) and float(np.ptp(r.attention_values)) > 1e-6
 
     @property
     def num_iterations(self) -> int:
@@ -126,14 +259,23 @@ class Session:
         return self.dataset.tracklets[int(self.results.gallery_indices[row])]
 
     def attention(self, tracklet_index: int) -> np.ndarray | None:
+        """The tracklet's attention (K+1, T), or ``None`` when the model pools frames uniformly."""
         r = self.results
+        if not self.has_attention:
+            return None
         return r.attention(tracklet_index) if r.has_attention(tracklet_index) else None
 
     def caption(self, t: Tracklet) -> str:
-        return f"{person_label(t)} · {t.camera} · {len(t)} frames"
+        return f"{person_label(t)} · {camera_label(t)} · {len(t)} frames"
 
     def frame_flags(self, tracklet_index: int) -> dict[int, str]:
+        """Frame flags (0-based frame → label) of a tracklet."""
         return self.frame_flag_map.get(tracklet_index, {})
+
+    def top_gallery_row(self, query_row: int) -> int | None:
+        """The rank-1 retrieval of a query (``None`` when nothing is ranked)."""
+        rows, _, _ = self.results.ranked(query_row, 1)
+        return int(rows[0]) if len(rows) else None
 
     # ---------------------------------------------------------------- lists
     def query_rows(self) -> list[QueryRow]:
@@ -146,7 +288,7 @@ class Session:
                     row=q,
                     pid=int(t.pid),
                     person=t.person,
-                    camera=t.camera,
+                    camera=camera_label(t),
                     frames=len(t),
                     ap=float(r.ap[q]) if r.valid[q] else float("nan"),
                     first_rank=int(r.first_rank[q]),
@@ -172,7 +314,7 @@ class Session:
         t = self.query_tracklet(query_row)
         r = self.results
         ap = "n/a (no true match in the gallery)" if not r.valid[query_row] else f"{r.ap[query_row]:.3f}"
-        return f"Ranked gallery for {person_label(t)} ({t.camera}) — AP {ap}"
+        return f"Ranked gallery for {person_label(t)} ({camera_label(t)}) — AP {ap}"
 
     def is_match(self, query_row: int, gallery_row: int) -> bool:
         return bool(self.results.gallery_pids[gallery_row] == self.results.query_pids[query_row])
@@ -192,11 +334,21 @@ class Session:
         hit = np.flatnonzero(rows == gallery_row)
         return int(hit[0]) + 1 if len(hit) else f">{len(rows)}"
 
+    def gallery_caption(self, query_row: int, gallery_row: int) -> str:
+        """The gallery player's caption: the tracklet, its rank and whether it is a true match."""
+        t = self.gallery_tracklet(gallery_row)
+        mark = "✓ true match" if self.is_match(query_row, gallery_row) else "✗ false match"
+        return f"{self.caption(t)} · rank {self.rank_of(query_row, gallery_row)} · {mark}"
+
     def failure_cases(self) -> list[FailureCase]:
         """Wrong-rank-1 queries, worst AP first (computed once: thousands on MARS)."""
         if self._failures is None:
             self._failures = self._compute_failures()
         return self._failures
+
+    def invalidate(self) -> None:
+        """Forget derived lists (after annotations changed the results)."""
+        self._failures = None
 
     def _compute_failures(self) -> list[FailureCase]:
         r = self.results
@@ -211,14 +363,14 @@ class Session:
             cases.append(
                 FailureCase(
                     query_row=q,
-                    probe_label=f"{probe.person} ({probe.camera})",
+                    probe_label=f"{probe.person} ({camera_label(probe)})",
                     probe_thumb=thumb_path(probe),
                     wrong_row=int(rows[0]),
-                    wrong_label=f"{wrong.person} ({wrong.camera})",
+                    wrong_label=f"{wrong.person} ({camera_label(wrong)})",
                     wrong_thumb=thumb_path(wrong),
                     wrong_distance=float(dists[0]),
                     true_row=int(t_rows[0]) if len(t_rows) else None,
-                    true_label=f"{true_t.person} ({true_t.camera})" if true_t else "",
+                    true_label=f"{true_t.person} ({camera_label(true_t)})" if true_t else "",
                     true_thumb=thumb_path(true_t) if true_t else None,
                     true_rank=int(t_ranks[0]) if len(t_ranks) else 0,
                     true_distance=float(t_d[0]) if len(t_d) else float("nan"),
@@ -237,15 +389,17 @@ class Session:
     def metrics_source(self) -> str:
         r = self.results
         m = r.metrics()
+        rule = {"market1501": "same person and camera removed (torchreid)",
+                "mars_official": "MARS's official rule"}.get(r.eval_rule, r.eval_rule)
         return (
-            f"From the results file of {self.checkpoint.name} on {self.dataset.name} ({self.dataset.protocol}), "
-            f"split {r.split}, rule {r.eval_rule}: {m['valid_queries']} of {m['queries']} queries evaluated"
+            f"From the results file of {self.model} on {self.dataset.name} (protocol {self.dataset.protocol}), "
+            f"split {r.split}, evaluation rule: {rule}; {m['valid_queries']} of {m['queries']} queries evaluated"
             + (f", {m['skipped_queries']} skipped (no true match in the gallery)" if m["skipped_queries"] else "")
             + f"; {r.num_gallery} gallery tracklets."
         )
 
     def audit_text(self) -> str:
-        if self.audit is None:
+        if self.audit is None or not self.has_attention:
             return ""
         a = self.audit
         values = " · ".join(f"k={k}: {v:.3f}" for k, v in enumerate(a.auroc))
@@ -257,14 +411,17 @@ def load_session(
 ) -> Session:
     """Open the dataset (generating the demo on first launch) and load or compute its results."""
     from reidviewer.data.registry import open_dataset
-    from reidviewer.engine.evaluate import compute_results, default_checkpoint
+    from reidviewer.demo import default_checkpoint, demo_is_ready, ensure_demo
+    from reidviewer.engine.evaluate import compute_results
 
     progress = progress or (lambda d, t, s="": None)
     if request.root is None:
-        from reidviewer.cli import ensure_demo
-
-        progress(0, 1, "generating the SynthWalk demo (first launch only)")
-        root = ensure_demo(workspace, progress=lambda d, t: progress(d, t, "generating the SynthWalk demo (first launch only)"))
+        if not demo_is_ready(workspace):
+            text = "generating the SynthWalk demo (first launch only)"
+            progress(0, 1, text)
+            root = ensure_demo(workspace, progress=lambda d, t, *_: progress(d, t, text))
+        else:
+            root = ensure_demo(workspace)
         request = OpenRequest(root=root, name="synthwalk", protocol=None, checkpoint=request.checkpoint, split=request.split)
     progress(0, 1, "indexing the dataset")
     dataset = open_dataset(request.root, request.name, request.protocol, workspace)
@@ -285,4 +442,4 @@ def load_session(
         except Exception:  # noqa: BLE001 — the audit is an extra; never block opening the results
             audit = None
     return Session(request=request, dataset=dataset, results=results, checkpoint=Path(checkpoint), audit=audit,
-                   base_dataset=base_dataset)
+                   base_dataset=base_dataset).prepare()

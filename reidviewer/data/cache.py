@@ -34,22 +34,14 @@ import numpy as np
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
 from reidviewer.errors import DatasetError, FrameError, ReidViewerError
-from reidviewer.workspace import Workspace, atomic_open, atomic_write_json
+from reidviewer.progress import ProgressFn, is_cancelled
+from reidviewer.workspace import Workspace, WorkspaceError, atomic_open, atomic_write_json
 
 #: Below this many missing frames ``ensure`` works in-process: starting a pool costs ~0.3 s.
 INLINE_FRAMES = 256
 
-ProgressFn = Callable[[int, int], Any]
-CancelFn = Callable[[], bool]
-
-
-def _cancelled(cancel: Any) -> bool:
-    """``cancel`` may be a callable returning bool or an object with ``is_set()`` (an Event)."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
+#: What ``ensure`` reports its progress as.
+PROGRESS_TEXT = "preprocessing frames (cached for next time)"
 
 
 def _write_stored(path: Path, stored: np.ndarray) -> None:
@@ -81,6 +73,8 @@ def _fill_job(root: str, frames: Sequence[str], out_path: str, config: dict) -> 
         return ("error", "frame", str(exc.path), exc.problem)
     except DatasetError as exc:
         return ("error", "dataset", str(exc.path), exc.problem)
+    except WorkspaceError as exc:  # a full or read-only cache folder
+        return ("error", "workspace", str(exc.path), exc.problem)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -175,15 +169,15 @@ class FrameCache:
         self,
         tracklet_indices: Iterable[int],
         progress: ProgressFn | None = None,
-        cancel: CancelFn | Any = None,
+        cancel: Any = None,
         workers: int = 2,
     ) -> int:
         """Preprocess the tracklets among ``tracklet_indices`` that are not cached yet.
 
         Args:
             tracklet_indices: dataset tracklet indices (duplicates are fine).
-            progress: called as ``progress(done_frames, total_frames)`` over the missing frames
-                (once at the start with 0, then after each tracklet).
+            progress: called as ``progress(done_frames, total_frames, text)`` over the missing
+                frames (once at the start with 0, then after each tracklet).
             cancel: a callable returning True, or an object with ``is_set()``, to stop early;
                 tracklets already being processed finish (and are valid), the rest are skipped.
             workers: processes to use (default 2: both cores). 1 works in this process.
@@ -207,19 +201,19 @@ class FrameCache:
         total = sum(lengths.values())
         done = 0
         if progress:
-            progress(0, total)
+            progress(0, total, PROGRESS_TEXT)
         self._describe()
 
         if workers <= 1 or len(missing) == 1 or total < INLINE_FRAMES:
             count = 0
             for i in missing:
-                if _cancelled(cancel):
+                if is_cancelled(cancel):
                     break
                 self._fill_inline(i)
                 count += 1
                 done += lengths[i]
                 if progress:
-                    progress(done, total)
+                    progress(done, total, PROGRESS_TEXT)
             return count
         return self._ensure_pool(missing, lengths, total, progress, cancel, workers)
 
@@ -228,18 +222,25 @@ class FrameCache:
         config = self.config.to_dict()
         ctx = _pool_context()
         count = 0
-        done = 0
+        finished_frames = [0]  # frames done by another process (counted in the progress)
         error: tuple | None = None
         pending: dict[Future, int] = {}
-        todo = iter(missing)
+        # Start at a random place in the list and re-check each tracklet just before it is
+        # sent: two processes filling the same cache (two trainings started side by side)
+        # then share the work instead of each doing all of it.
+        start = int.from_bytes(os.urandom(4), "little") % len(missing)
+        todo = iter(missing[start:] + missing[:start])
         window = 4 * workers  # bounded, so cancel and errors take effect quickly
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=ctx) as pool:
                 def submit_more() -> None:
-                    while len(pending) < window and error is None and not _cancelled(cancel):
+                    while len(pending) < window and error is None and not is_cancelled(cancel):
                         i = next(todo, None)
                         if i is None:
                             return
+                        if self.is_cached(i):  # another process did it meanwhile
+                            finished_frames[0] += lengths[i]
+                            continue
                         t = self.dataset.tracklets[i]
                         fut = pool.submit(_fill_job, str(t.root), list(t.frames), str(self.path(i)), config)
                         pending[fut] = i
@@ -252,10 +253,10 @@ class FrameCache:
                         result = fut.result()
                         if result[0] == "ok":
                             count += 1
-                            done += result[1]
+                            finished_frames[0] += result[1]
                             self.notices.extend(result[2])
                             if progress:
-                                progress(done, total)
+                                progress(finished_frames[0], total, PROGRESS_TEXT)
                         elif error is None:
                             error = result
                     if error is None:
@@ -272,6 +273,8 @@ class FrameCache:
             _, kind, path, problem = error
             if kind == "frame":
                 raise FrameError(path, problem)
+            if kind == "workspace":
+                raise WorkspaceError(path, problem)
             raise DatasetError(path, problem)
         return count
 
@@ -299,3 +302,37 @@ class FrameCache:
             stored = stored[frames] if isinstance(frames, slice) else stored[np.asarray(frames, dtype=np.int64)]
         return to_network_input(np.asarray(stored), self.config)
 
+
+
+#: Preprocessing throughput assumed by ``estimate_cost`` (frames/s on two cores, measured on
+#: 128×64 PNG frames; ``bench/pipeline.py`` measures it on a machine).
+ESTIMATE_FRAMES_PER_S = 1500
+
+
+def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: PreprocessConfig | None = None,
+                  split: int = 0) -> dict[str, Any]:
+    """What preprocessing ``dataset`` would cost, before paying it.
+
+    Returns:
+        ``cache_gb`` (every tracklet), ``test_cache_gb`` (split ``split``'s query and gallery,
+        what an evaluation needs), ``preprocess_minutes`` (for what is not cached yet),
+        ``frames_per_s`` (the rate assumed) and ``cached_fraction`` (of the frames).
+    """
+    config = config or PreprocessConfig()
+    per_frame = NUM_CHANNELS * config.height * config.width
+    lengths = dataset.sequence_lengths()
+    total = int(lengths.sum())
+    test = np.unique(np.concatenate([dataset.splits[split].query, dataset.splits[split].gallery])) \
+        if dataset.splits else np.zeros(0, dtype=np.int64)
+    cached = 0
+    if workspace is not None and total:
+        cache = FrameCache(workspace, dataset, config)
+        if cache.dir.is_dir():
+            cached = sum(int(lengths[i]) for i in range(len(lengths)) if cache.path(i).is_file())
+    return {
+        "cache_gb": total * per_frame / 1e9,
+        "test_cache_gb": int(lengths[test].sum()) * per_frame / 1e9 if len(test) else 0.0,
+        "preprocess_minutes": (total - cached) / ESTIMATE_FRAMES_PER_S / 60,
+        "frames_per_s": ESTIMATE_FRAMES_PER_S,
+        "cached_fraction": cached / total if total else 1.0,
+    }

@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from reidviewer.data.tracklet import Tracklet
+from reidviewer.errors import UsageError
+
+
+class SplitError(UsageError, IndexError):
+    """A split number that the dataset does not have."""
 
 #: Evaluation rules a split can ask for (see ``reidviewer.engine.metrics``).
 #: ``market1501``: torchreid — remove same pid+camid gallery items, skip queries without a match.
@@ -87,9 +92,14 @@ class VideoDataset:
         return len({t.camid for t in self.tracklets})
 
     def split(self, n: int) -> Split:
-        """The n-th split; raises ``IndexError`` with the number available."""
-        if not 0 <= n < len(self.splits):
-            raise IndexError(f"{self.name} has {len(self.splits)} split(s); split {n} does not exist")
+        """The n-th split.
+
+        Raises:
+            SplitError: (a ``UsageError`` and an ``IndexError``) naming how many splits there are.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < len(self.splits):
+            raise SplitError(f"{self.name} has {len(self.splits)} split(s) (0..{len(self.splits) - 1}); "
+                             f"--split {n} does not exist")
         return self.splits[n]
 
     def sequence_lengths(self) -> np.ndarray:
@@ -122,8 +132,8 @@ class VideoDataset:
                 "median": float(np.median(lengths)) if len(lengths) else 0.0,
             },
             "splits": [
-                {"name": s.name, "train": part(s.train), "query": part(s.query), "gallery": part(s.gallery)}
-                for s in self.splits
+                {"split": i, "train": part(s.train), "query": part(s.query), "gallery": part(s.gallery)}
+                for i, s in enumerate(self.splits)
             ],
             "notices": list(self.notices),
         }

@@ -1,4 +1,4 @@
-"""Dense optical flow for the two flow channels of every frame (SPEC §b.2).
+"""Dense optical flow for the two flow channels of every frame (docs/method.md §2.4).
 
 RCN made its flow with MATLAB ``vision.OpticalFlow('Method','Lucas-Kanade')``: a *dense*,
 single-scale, non-iterative Lucas–Kanade that solves a 2×2 system at every pixel. No Python
@@ -11,7 +11,7 @@ tracklet at once (OpenCV filters on stacked frames plus branch-free numpy arithm
 Farnebäck ≈450, per-pixel ``calcOpticalFlowPyrLK`` ≈12 in the same runs). OpenCV Farnebäck
 and DIS are offered as alternatives.
 
-The recipe (SPEC §b.2, MATLAB internals):
+The recipe (docs/method.md §2.4, MATLAB internals):
 
 * grayscale 0..255 (``rgb2gray`` of the uint8 frame, so rounded to integers) at native size;
 * spatial derivatives with the kernel ``[-1 8 0 -8 1]/12`` (a 5-point central difference) and
@@ -186,7 +186,7 @@ def dense_lk(
     Args:
         gray: (T, H, W) grayscale frames, intensities 0..255, in temporal order.
         threshold: τ on the eigenvalues of the structure tensor, 0..255 intensity scale.
-        first_frame: flow of frame 0, which has no predecessor: ``"zero"`` (SPEC default) or
+        first_frame: flow of frame 0, which has no predecessor: ``"zero"`` (our default) or
             ``"copy_next"`` (frame 1's flow).
         gradient_frame: where the spatial derivatives are taken: ``"mean"`` of the two frames
             (default; second-order accurate, the usual LK choice) or the ``"current"`` frame.

@@ -7,6 +7,7 @@ give the user a reason (empty file, not an image, truncated) are made here.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,11 @@ from reidviewer.errors import FrameError
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8"
 _PNG_END = b"IEND\xaeB`\x82"
+
+#: Smallest usable frame side, in pixels (a 1×1 "frame" is not a person crop).
+MIN_FRAME_SIDE = 4
+#: Largest frame file read, in bytes (a re-ID crop is kilobytes; this refuses a stray video).
+MAX_FRAME_BYTES = 256 * 1024 * 1024
 
 # Decoding threads belong to our own worker pools; OpenCV's pool would oversubscribe 2 cores.
 cv2.setNumThreads(1)
@@ -59,9 +65,16 @@ def decode_frame(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     path = Path(path)
     _check_container(path, data)
     buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. more pixels than OpenCV's safety limit
+        raise FrameError(path, f"cannot be decoded ({str(exc).strip().splitlines()[-1]})") from None
     if img is None or img.size == 0:
         raise FrameError(path, "cannot be decoded as an image (not a PNG/JPEG, or corrupt)")
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE:
+        raise FrameError(path, f"is {w}×{h} pixels: too small to be a person crop "
+                               f"(at least {MIN_FRAME_SIDE}×{MIN_FRAME_SIDE})")
     return to_rgb8(img, path)
 
 
@@ -73,6 +86,14 @@ def read_frame(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
+        # A stat first: a FIFO or device named .png would block open() or never end.
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise FrameError(path, "is a folder, not a frame image")
+        if not stat.S_ISREG(st.st_mode):
+            raise FrameError(path, "is not a regular file (a FIFO, device or socket), not a frame image")
+        if st.st_size > MAX_FRAME_BYTES:
+            raise FrameError(path, f"is {st.st_size / 2**20:.0f} MB: too large for a frame image")
         with open(path, "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
@@ -82,16 +103,3 @@ def read_frame(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise FrameError(path, f"cannot be read ({exc.strerror or exc})") from None
     return decode_frame(data, path)
-
-
-def read_frames(paths: list[str | Path]) -> list[np.ndarray]:
-    """Read several frames (in order); the first bad one raises ``FrameError``."""
-    return [read_frame(p) for p in paths]
-
-
-def file_size(path: str | Path) -> int:
-    """Size in bytes, 0 when missing (used in cheap fingerprints)."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0

@@ -1,4 +1,4 @@
-"""Offline preprocessing of a tracklet's frames into the network's 5-channel input (SPEC §b).
+"""Offline preprocessing of a tracklet's frames into the network's 5-channel input (docs/method.md §2).
 
 Two stages, so the expensive part is done once and cached compactly:
 
@@ -68,7 +68,7 @@ _INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """How frames become network input. Every [CHOICE] of SPEC §b is a field with its default.
+    """How frames become network input. Every [CHOICE] of docs/method.md §2 is a field with its default.
 
     Attributes:
         height: stored/network frame height (RCN: 64).
@@ -172,7 +172,7 @@ def standardize(x: np.ndarray, quirk: bool = False, eps: float = 1e-6) -> np.nda
     Args:
         x: float32 (T, C, H, W).
         quirk: RCN's code divides by sqrt(std) with the unbiased variance (``torch.var``);
-            False (default) divides by the true (population) std, SPEC §b.1 [CHOICE].
+            False (default) divides by the true (population) std, docs/method.md §2.2 [CHOICE].
         eps: added to the divisor so a constant channel gives zeros instead of NaN.
 
     Returns:
@@ -196,7 +196,7 @@ def to_network_input(stored: np.ndarray, config: PreprocessConfig | None = None)
     """Stored uint8 (T, 5, H, W) → network input float32 (T, 5, H, W).
 
     Channels 0–2: Y, U, V of the RGB/255 frame; channels 3–4: flow PNG values /255 (vertical,
-    horizontal), each channel of each frame standardised on its own (SPEC §b.1–b.2).
+    horizontal), each channel of each frame standardised on its own (docs/method.md §2.2).
     ``config.use_flow=False`` zeros channels 3–4.
     """
     config = config or PreprocessConfig()
@@ -215,20 +215,61 @@ def to_network_input(stored: np.ndarray, config: PreprocessConfig | None = None)
     return out
 
 
-def _load(frames: Sequence, names: Sequence[str] | None) -> tuple[list[np.ndarray], list[str]]:
-    """Frames as RGB uint8 arrays, plus a name per frame for error messages."""
+#: Frames with a side longer than this are scaled down (keeping their shape) as they are read,
+#: before optical flow: re-ID crops are far smaller (iLIDS-VID 128×64, MARS 256×128, which keep
+#: their native resolution), and an 8000×8000 frame would otherwise cost gigabytes per tracklet.
+MAX_WORKING_SIDE = 512
+
+
+def _working_size(h: int, w: int) -> tuple[int, int]:
+    """(h, w) scaled down to fit ``MAX_WORKING_SIDE`` (unchanged when it fits)."""
+    scale = MAX_WORKING_SIDE / max(h, w)
+    if scale >= 1:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _load(frames: Sequence, names: Sequence[str] | None, mixed_sizes: str = "resize",
+          notice=None) -> tuple[list[np.ndarray], list[str]]:
+    """Frames as RGB uint8 arrays of one working size, plus a name per frame for messages.
+
+    Each frame is brought to the working size (the first frame's, scaled to fit
+    ``MAX_WORKING_SIDE``) as soon as it is read, so a huge frame costs one frame's memory.
+    """
     images: list[np.ndarray] = []
     labels: list[str] = []
+    size: tuple[int, int] | None = None
+    first_size: tuple[int, int] | None = None
+    odd: list[tuple[str, int, int]] = []
     for i, f in enumerate(frames):
         if isinstance(f, np.ndarray):
+            label = str(names[i]) if names else f"<frame {i}>"
             if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
-                label = str(names[i]) if names else f"<frame {i}>"
                 raise FrameError(label, f"expected an RGB uint8 (H, W, 3) image, got {f.dtype} {f.shape}")
-            images.append(f)
-            labels.append(str(names[i]) if names else f"<frame {i}>")
+            img = f
         else:
-            images.append(read_frame(f))
-            labels.append(str(f))
+            label = str(f)
+            img = read_frame(f)
+        h, w = img.shape[:2]
+        if size is None:
+            first_size = (h, w)
+            size = _working_size(h, w)
+            if size != (h, w) and notice is not None:
+                notice(f"{label}: frame is {w}×{h}; frames of this tracklet are scaled to "
+                       f"{size[1]}×{size[0]} for preprocessing")
+        elif (h, w) != first_size:
+            if mixed_sizes == "error":
+                raise FrameError(label, f"is {w}×{h} pixels but the tracklet's first frame "
+                                        f"({Path(labels[0]).name}) is {first_size[1]}×{first_size[0]}")
+            odd.append((label, w, h))
+        if (h, w) != size:
+            img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        images.append(img)
+        labels.append(label)
+    if odd and notice is not None and first_size is not None:
+        label, w, h = odd[0]
+        notice(f"{label}: frame is {w}×{h}, the tracklet's first frame is {first_size[1]}×{first_size[0]}; "
+               f"{len(odd)} frame(s) resized to {size[1]}×{size[0]}")
     return images, labels
 
 
@@ -259,7 +300,6 @@ def preprocess_tracklet(
     config = config or PreprocessConfig()
     if len(frames) == 0:
         raise ValueError("a tracklet needs at least one frame")
-    images, labels = _load(frames, names)
 
     def notice(text: str) -> None:
         if notices is not None:
@@ -267,20 +307,11 @@ def preprocess_tracklet(
         else:
             warnings.warn(text, FlowNotice, stacklevel=3)
 
+    images, labels = _load(frames, names, config.mixed_sizes, notice)
     h0, w0 = images[0].shape[:2]
-    odd = [i for i, im in enumerate(images) if im.shape[:2] != (h0, w0)]
-    if odd:
-        i = odd[0]
-        h, w = images[i].shape[:2]
-        if config.mixed_sizes == "error":
-            raise FrameError(labels[i], f"is {w}×{h} pixels but the tracklet's first frame "
-                                        f"({Path(labels[0]).name}) is {w0}×{h0}")
-        notice(f"{labels[i]}: frame is {w}×{h}, the tracklet's first frame is {w0}×{h0}; "
-               f"{len(odd)} frame(s) resized to {w0}×{h0}")
-        for i in odd:
-            images[i] = cv2.resize(images[i], (w0, h0), interpolation=cv2.INTER_AREA)
     t = len(images)
     rgb = np.stack(images)  # (T, H0, W0, 3)
+    del images
 
     native = np.empty((t, NUM_CHANNELS, h0, w0), dtype=np.uint8)
     native[:, :3] = rgb.transpose(0, 3, 1, 2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reidviewer.errors import DatasetError
+from reidviewer.errors import DatasetError, UsageError
 
 if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
@@ -57,7 +57,7 @@ def get_reader(name: str) -> DatasetReader:
     try:
         return READERS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(READERS)}") from None
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(READERS)}") from None
 
 
 def detect_dataset(root: str | Path) -> str:
@@ -110,7 +110,7 @@ def open_dataset(
     reader = get_reader(detect_dataset(root) if name == "auto" else name)
     protocol = protocol or reader.protocols[0]
     if protocol not in reader.protocols:
-        raise ValueError(
+        raise UsageError(
             f"dataset {reader.name!r} has no protocol {protocol!r}; choose one of {', '.join(reader.protocols)}"
         )
     return reader.open(root, protocol, workspace)

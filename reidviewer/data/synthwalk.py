@@ -1,4 +1,4 @@
-"""SynthWalk: a seeded generator of two-camera pedestrian tracklets in the iLIDS-VID layout.
+"""SynthWalk: a seeded generator of pedestrian tracklets, written in real data sets' layouts.
 
 Each identity is a walking figure (head, hair, torso, arms and legs that swing with a gait
 cycle) whose clothing colours, shirt pattern, lower garment, shoes, accessories, proportions and
@@ -12,12 +12,16 @@ frame in the sidecar ``synthwalk.json`` as ground truth.
 The output is byte-identical for the same :class:`SynthConfig`, whatever the number of worker
 processes: every tracklet draws from its own generator seeded by ``(seed, person, camera)``.
 
-Layout written (as the real iLIDS-VID tarball, so the iLIDS-VID reader opens it)::
+Default layout (the demo: as the real iLIDS-VID tarball, so the iLIDS-VID reader opens it)::
 
     OUT/i-LIDS-VID/sequences/cam1/person001/cam1_person001_00317.png
     OUT/i-LIDS-VID/sequences/cam2/person001/cam2_person001_00042.png
     OUT/train-test people splits/train_test_splits_ilidsvid.mat   # ls_set, 10 x N, int32
     OUT/synthwalk.json                                            # config + occlusion truth
+
+The ``folder`` and ``mars`` layouts (``reidviewer.data.synthwalk_layouts``) add more cameras
+(each with a style of its own), several tracklets per person, JPEG frames, low resolution and
+unknown cameras, for sets with the traits of MARS-like real data.
 
 Drawing is done with OpenCV at ``supersample`` times the frame size into premultiplied RGBA
 layers (OpenCV's anti-aliased drawing on a 4-channel image blends every channel, alpha
@@ -42,28 +46,61 @@ import numpy as np
 
 from reidviewer.errors import DatasetError, ReidViewerError
 
+#: What ``generate`` reports its progress as.
+PROGRESS_TEXT = "generating SynthWalk"
 #: Bumped whenever the drawing changes, so a cached demo set is regenerated.
 VERSION = 1
 SIDECAR = "synthwalk.json"
 SEQUENCES = Path("i-LIDS-VID") / "sequences"
 SPLITS_FILE = Path("train-test people splits") / "train_test_splits_ilidsvid.mat"
-CAMERAS = (1, 2)
 NUM_SPLITS = 10
+
+
+#: On-disk layouts ``generate`` can write (``reidviewer.data.synthwalk_layouts``).
+LAYOUTS = ("ilidsvid", "folder", "mars")
+#: Frame file formats.
+IMAGE_FORMATS = ("png", "jpg")
+#: Most cameras a set can have (each gets a style of its own).
+MAX_CAMERAS = 8
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     """What to generate. The same config always gives byte-identical files.
 
+    The defaults give the demo: the iLIDS-VID layout, two cameras, one tracklet per person and
+    camera. The other fields make sets with the traits of other data (MARS-like short,
+    low-resolution, JPEG-compressed tracklets from many cameras, some of unknown camera).
+
     Attributes:
-        ids: number of identities (each seen by both cameras).
+        ids: number of identities (people who appear in the query/gallery or training parts).
         seed: master random seed.
         min_len: shortest tracklet, in frames.
-        max_len: longest tracklet, in frames (lengths are uniform in ``[min_len, max_len]``).
+        max_len: longest tracklet, in frames.
+        mean_len: 0 for lengths uniform in ``[min_len, max_len]``; else a log-normal length
+            distribution with this mean, clipped to ``[min_len, max_len]`` (MARS: many short
+            tracklets, a few very long ones).
         height: frame height in pixels (iLIDS-VID: 128).
         width: frame width in pixels (iLIDS-VID: 64).
         occluded_fraction: share of tracklets that get one or two occlusion events.
         supersample: drawing resolution factor before area downsampling (smooth edges).
+        layout: ``ilidsvid`` (two cameras, one tracklet each; the demo), ``folder``
+            (``{train,query,gallery}/<person>/<camera>/<tracklet>/NNNN.png``) or ``mars``
+            (``bbox_train/``, ``bbox_test/`` and ``info/`` as the real MARS).
+        cameras: number of cameras (``ilidsvid``: 2).
+        min_tracklets, max_tracklets: tracklets per identity, uniform in this range (0: one per
+            camera; ``ilidsvid`` needs 0). Each identity is seen by at least two cameras.
+        image_format: ``png`` or ``jpg``.
+        jpeg_quality: JPEG quality (1..100); each tracklet varies it by up to ±10.
+        render_scale: draw frames at this fraction of ``height``×``width`` and scale them up,
+            the look of low-resolution crops (1: full resolution).
+        unknown_camera: ``folder`` layout: share of tracklets whose camera folder is
+            ``unknown`` (their camera is not known).
+        test_fraction: ``folder``/``mars``: share of identities in the test part.
+        distractors: ``mars``: tracklets of people seen once (pid 0, gallery distractors).
+        junk: ``mars``: junk tracklets (pid -1, bad detections).
+        person_scale: the person's height relative to the camera's usual framing (above 1: a
+            tight detector box, the person filling more of the crop, as in MARS).
     """
 
     ids: int = 150
@@ -74,20 +111,60 @@ class SynthConfig:
     width: int = 64
     occluded_fraction: float = 0.5
     supersample: int = 2
+    layout: str = "ilidsvid"
+    cameras: int = 2
+    min_tracklets: int = 0
+    max_tracklets: int = 0
+    mean_len: float = 0.0
+    image_format: str = "png"
+    jpeg_quality: int = 90
+    render_scale: float = 1.0
+    unknown_camera: float = 0.0
+    test_fraction: float = 0.5
+    distractors: int = 0
+    junk: int = 0
+    person_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        problems = []
         if self.ids < 2:
-            raise ValueError(f"SynthWalk needs at least 2 identities (got ids={self.ids})")
+            problems.append(f"SynthWalk needs at least 2 identities (got ids={self.ids})")
         if self.min_len < 2:
-            raise ValueError(f"tracklets need at least 2 frames (got min_len={self.min_len})")
+            problems.append(f"tracklets need at least 2 frames (got min_len={self.min_len})")
         if self.max_len < self.min_len:
-            raise ValueError(f"max_len ({self.max_len}) is smaller than min_len ({self.min_len})")
+            problems.append(f"max_len ({self.max_len}) is smaller than min_len ({self.min_len})")
+        if self.mean_len and not self.min_len <= self.mean_len <= self.max_len:
+            problems.append(f"mean_len ({self.mean_len}) must lie in [min_len, max_len]")
         if self.height < 32 or self.width < 16:
-            raise ValueError(f"frames of {self.height}x{self.width} are too small (at least 32x16)")
+            problems.append(f"frames of {self.height}x{self.width} are too small (at least 32x16)")
         if not 0.0 <= self.occluded_fraction <= 1.0:
-            raise ValueError(f"occluded_fraction must be in [0, 1] (got {self.occluded_fraction})")
+            problems.append(f"occluded_fraction must be in [0, 1] (got {self.occluded_fraction})")
         if not 1 <= self.supersample <= 4:
-            raise ValueError(f"supersample must be 1..4 (got {self.supersample})")
+            problems.append(f"supersample must be 1..4 (got {self.supersample})")
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout must be one of {', '.join(LAYOUTS)} (got {self.layout!r})")
+        if not 2 <= self.cameras <= MAX_CAMERAS:
+            problems.append(f"cameras must be 2..{MAX_CAMERAS} (got {self.cameras})")
+        if self.layout == "ilidsvid" and (self.cameras != 2 or self.max_tracklets):
+            problems.append("the ilidsvid layout has two cameras and one tracklet per person and camera")
+        if self.min_tracklets < 0 or self.max_tracklets < self.min_tracklets or (self.max_tracklets and self.min_tracklets < 2):
+            problems.append(f"tracklets per identity must satisfy 2 <= min_tracklets <= max_tracklets "
+                            f"(or both 0); got {self.min_tracklets}..{self.max_tracklets}")
+        if self.image_format not in IMAGE_FORMATS:
+            problems.append(f"image_format must be one of {', '.join(IMAGE_FORMATS)} (got {self.image_format!r})")
+        if not 1 <= self.jpeg_quality <= 100:
+            problems.append(f"jpeg_quality must be 1..100 (got {self.jpeg_quality})")
+        if not 0.2 <= self.render_scale <= 1.0:
+            problems.append(f"render_scale must be in [0.2, 1] (got {self.render_scale})")
+        for name in ("unknown_camera", "test_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be in [0, 1] (got {getattr(self, name)})")
+        if not 0.5 <= self.person_scale <= 1.5:
+            problems.append(f"person_scale must be in [0.5, 1.5] (got {self.person_scale})")
+        if self.distractors < 0 or self.junk < 0:
+            problems.append("distractors and junk must be >= 0")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict."""
@@ -99,9 +176,28 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored, missing ones
+        take their defaults, so a sidecar written before a field existed still reads)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def mars(cls, scale: float = 1.0, seed: int = 0, **changes: Any) -> SynthConfig:
+        """A MARS-layout set at MARS's real counts times ``scale``.
+
+        MARS: 625 training and 626 test identities, 8,298 training and 12,180 test tracklets
+        (3,248 distractors, 870 junk), about 1.19 M frames of 256×128 JPEG; lengths 2..920
+        frames, mean about 58; six cameras.
+        """
+        if not 0 < scale <= 1:
+            raise ValueError(f"scale must be in (0, 1] (got {scale})")
+        ids = max(4, round(1251 * scale))
+        base = dict(ids=ids, seed=seed, layout="mars", cameras=6, min_tracklets=2, max_tracklets=24,
+                    min_len=2, max_len=920, mean_len=58.0, height=256, width=128, image_format="jpg",
+                    jpeg_quality=90, test_fraction=626 / 1251, distractors=round(3248 * scale),
+                    junk=round(870 * scale), supersample=1)
+        base.update(changes)
+        return cls(**base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,11 +607,29 @@ _CAMERA_STYLES: dict[int, dict[str, Any]] = {
 
 
 def _camera_style(seed: int, cam: int) -> dict[str, Any]:
-    """The camera's preset, perturbed a little by the master seed."""
+    """The camera's preset, perturbed a little by the master seed.
+
+    Cameras 1 and 2 are the demo's hall and corridor; cameras 3 and up are drawn from the
+    seed around one of the two kinds, with their own light, colour cast, blur, noise, view and
+    scale, so a many-camera set has as many looks as cameras.
+    """
     rng = np.random.default_rng([seed, 0, cam])
-    style = dict(_CAMERA_STYLES[cam])
-    style["gain"] *= float(rng.uniform(0.95, 1.05))
-    style["cast"] = tuple(float(c * rng.uniform(0.97, 1.03)) for c in style["cast"])
+    if cam in _CAMERA_STYLES:
+        style = dict(_CAMERA_STYLES[cam])
+        style["gain"] *= float(rng.uniform(0.95, 1.05))
+        style["cast"] = tuple(float(c * rng.uniform(0.97, 1.03)) for c in style["cast"])
+        return style
+    style = dict(_CAMERA_STYLES[1 if rng.random() < 0.5 else 2])
+    tint = rng.uniform(0.82, 1.1, 3)
+    style.update(
+        gain=float(rng.uniform(0.85, 1.1)), gamma=float(rng.uniform(0.9, 1.1)),
+        cast=tuple(float(c) for c in rng.uniform(0.9, 1.08, 3)), blur=float(rng.uniform(0.4, 1.1)),
+        noise=float(rng.uniform(2.0, 5.5)), view=float(rng.uniform(0.35, 1.0)),
+        facing=1 if rng.random() < 0.5 else -1, scale=float(rng.uniform(0.72, 0.9)),
+        feet=float(rng.uniform(0.92, 0.97)), horizon=float(rng.uniform(0.48, 0.64)),
+    )
+    for key in ("wall_top", "wall_bottom", "floor_near", "floor_far"):
+        style[key] = tuple(float(np.clip(c * t, 0, 255)) for c, t in zip(style[key], tint))
     return style
 
 
@@ -738,28 +852,53 @@ class RenderedTracklet:
     occluders: list[dict[str, Any]]
 
 
-def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet:
-    """Render the tracklet of person ``pid`` (1-based) in camera ``cam`` (1 or 2).
+#: Kinds of tracklet ``render_tracklet`` draws.
+TRACKLET_KINDS = ("person", "junk")
 
-    Deterministic: depends only on ``config`` (seed, sizes) and ``(pid, cam)``.
+
+def _draw_length(rng: np.random.Generator, config: SynthConfig) -> int:
+    """A tracklet length: uniform in [min_len, max_len], or log-normal with mean ``mean_len``."""
+    if not config.mean_len:
+        return int(rng.integers(config.min_len, config.max_len + 1))
+    sigma = 0.8
+    mu = math.log(config.mean_len) - sigma * sigma / 2
+    return int(np.clip(round(rng.lognormal(mu, sigma)), config.min_len, config.max_len))
+
+
+def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kind: str = "person") -> RenderedTracklet:
+    """Render tracklet ``index`` of person ``pid`` (1-based) in camera ``cam`` (1-based).
+
+    Deterministic: depends only on ``config`` (seed, sizes) and ``(pid, cam, index, kind)``.
+    Tracklet 0 of a person in a camera is the demo's tracklet; later ones (sets with several
+    tracklets per person and camera) draw from generators of their own. ``kind="junk"`` draws
+    a bad detection: the box cuts the person off at its edge.
     """
-    if not 1 <= pid <= config.ids:
+    if pid < 1 or (kind == "person" and pid > config.ids and not (config.distractors or config.junk)):
         raise ValueError(f"person {pid} is outside 1..{config.ids}")
-    if cam not in CAMERAS:
-        raise ValueError(f"camera {cam} is not one of {CAMERAS}")
+    if not 1 <= cam <= config.cameras:
+        raise ValueError(f"camera {cam} is not one of 1..{config.cameras}")
+    if kind not in TRACKLET_KINDS:
+        raise ValueError(f"kind must be one of {TRACKLET_KINDS}, not {kind!r}")
     look = _sample_look(np.random.default_rng([config.seed, pid]))
     style = _camera_style(config.seed, cam)
-    rng = np.random.default_rng([config.seed, pid, cam])
-    n = int(rng.integers(config.min_len, config.max_len + 1))
+    first_of_camera = index == 0 and kind == "person"
+    rng = np.random.default_rng([config.seed, pid, cam] if first_of_camera else [config.seed, pid, cam, 2, index])
+    n = _draw_length(rng, config)
     first = int(rng.integers(1, 600))
-    h, w, s = config.height, config.width, config.supersample
+    # Low-resolution look: draw small, scale up at the end (as a far camera's upsampled crop).
+    h = max(16, round(config.height * config.render_scale))
+    w = max(8, round(config.width * config.render_scale))
+    s = config.supersample
     Hc, Wc = h * s, w * s
 
     view = float(np.clip(style["view"] + rng.uniform(-0.12, 0.12), 0.2, 1.0))
     facing = style["facing"] if rng.random() < 0.85 else -style["facing"]
-    fig_h = Hc * style["scale"] * look.height * float(rng.uniform(0.96, 1.04))
+    fig_h = Hc * style["scale"] * config.person_scale * look.height * float(rng.uniform(0.96, 1.04))
     feet = Hc * (style["feet"] + float(rng.uniform(-0.015, 0.015)))
     cx0 = Wc / 2 + float(rng.uniform(-0.04, 0.04)) * Wc
+    if kind == "junk":  # a bad box: the person half outside it, too big or too small
+        cx0 = Wc * float(rng.choice([0.05, 0.95]))
+        fig_h *= float(rng.uniform(0.5, 1.5))
     gain = style["gain"] * float(rng.uniform(0.9, 1.1))
     phase0 = float(rng.uniform(0, 2 * math.pi))
     # Ground speed: about 0.76 body heights per gait cycle, seen foreshortened by the view.
@@ -769,7 +908,7 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet
     bg = _background(rng, style, h, w + span)
     # Occluders draw from their own generator, so a tracklet renders the same pixels with and
     # without them wherever they are not (and occluded_fraction changes nothing else).
-    rng_occ = np.random.default_rng([config.seed, pid, cam, 1])
+    rng_occ = np.random.default_rng([config.seed, pid, cam, 1] if first_of_camera else [config.seed, pid, cam, 1, index])
     occluded = rng_occ.random() < config.occluded_fraction
     events = _plan_occluders(rng_occ, n, walk * facing, Wc, Hc) if occluded else []
     for ev in events:  # static objects move against the walking direction
@@ -823,6 +962,9 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int) -> RenderedTracklet
         frames[t] = cv2.subtract(out, np.ascontiguousarray(bank_neg[b, dy:dy + h, dx:dx + w]))
     occluders = [{"kind": ev["kind"], "first": hit[i][0] if hit[i] else -1, "last": hit[i][-1] if hit[i] else -1}
                  for i, ev in enumerate(events)]
+    if (h, w) != (config.height, config.width):
+        frames = np.stack([cv2.resize(f, (config.width, config.height), interpolation=cv2.INTER_LINEAR)
+                           for f in frames])
     return RenderedTracklet(frames=frames, occlusion=occl, first_frame=first, occluders=occluders)
 
 
@@ -836,27 +978,39 @@ def describe_identity(config: SynthConfig, pid: int) -> dict[str, str]:
 
 
 def tracklet_key(pid: int, cam: int) -> str:
-    """The tracklet's key: its folder relative to the data set root, as the readers name it."""
+    """The demo tracklet's key: its folder relative to the data set root, as the readers name it."""
     return f"{SEQUENCES.as_posix()}/cam{cam}/person{pid:03d}"
 
 
-def _write_identity(config_dict: dict[str, Any], pid: int, root: str) -> dict[str, Any]:
-    """Render and write both cameras of one identity; return their sidecar entries."""
+def _encode(frame: np.ndarray, ext: str, quality: int) -> bytes:
+    """One RGB frame as PNG or JPEG bytes."""
+    bgr = np.ascontiguousarray(frame[:, :, ::-1])
+    if ext == "png":
+        ok, buf = cv2.imencode(".png", bgr, _PNG_PARAMS)
+    else:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+        raise ReidViewerError(f"{ext.upper()} encoding failed")
+    return buf.tobytes()
+
+
+def _write_group(config_dict: dict[str, Any], plans: list, root: str) -> dict[str, Any]:
+    """Render and write one group of planned tracklets (one identity); return their sidecar entries."""
+    from reidviewer.data.synthwalk_layouts import frame_name
+
     config = SynthConfig.from_dict(config_dict)
-    params = _PNG_PARAMS
+    ext = config.image_format
     entries: dict[str, Any] = {}
-    for cam in CAMERAS:
-        tr = render_tracklet(config, pid, cam)
-        key = tracklet_key(pid, cam)
-        folder = Path(root) / key
+    for p in plans:
+        tr = render_tracklet(config, p.look, p.cam, p.index, p.kind)
+        folder = Path(root) / p.folder
         folder.mkdir(parents=True, exist_ok=True)
+        # Each tracklet its own JPEG quality around the configured one (sources differ).
+        quality = int(np.clip(config.jpeg_quality + np.random.default_rng([config.seed, p.look, p.cam, 6, p.index])
+                              .integers(-10, 11), 1, 100))
         for i, frame in enumerate(tr.frames):
-            name = f"cam{cam}_person{pid:03d}_{tr.first_frame + i:05d}.png"
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(frame[:, :, ::-1]), params)
-            if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
-                raise DatasetError(folder / name, "PNG encoding failed")
-            (folder / name).write_bytes(buf.tobytes())
-        entries[key] = {
+            (folder / frame_name(p, i, tr.first_frame, ext)).write_bytes(_encode(frame, ext, quality))
+        entries[p.key] = {
             "first_frame": tr.first_frame,
             "frames": int(len(tr.frames)),
             "occlusion": [round(float(r), 4) for r in tr.occlusion],
@@ -875,30 +1029,14 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; threads would only contend
 
 
-def _write_splits(root: Path, config: SynthConfig) -> None:
-    import scipy.io
-
-    rng = np.random.default_rng([config.seed, 0, 0])
-    ls_set = np.stack([rng.permutation(config.ids) + 1 for _ in range(NUM_SPLITS)]).astype(np.int32)
-    path = root / SPLITS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    scipy.io.savemat(buf, {"ls_set": ls_set})
-    data = bytearray(buf.getvalue())
-    # The MAT-file header's 116 bytes of text carry a creation time; fix it so that the same
-    # config gives the same bytes.
-    data[:116] = b"MATLAB 5.0 MAT-file, written by reidviewer SynthWalk".ljust(116)
-    path.write_bytes(bytes(data))
-    (path.parent / "readme.txt").write_text(
-        "SynthWalk splits in the iLIDS-VID format: ls_set is 10 x N; each row is a permutation of "
-        "the person indices 1..N; the first half of a row is the test set.\n"
-    )
-
-
 def _sidecar_text(config: SynthConfig, entries: dict[str, Any], people: dict[str, Any]) -> str:
     # One tracklet per line: readable, and small (most ratios are 0).
+    from reidviewer.data.synthwalk_layouts import camera_names
+
     head = {"format": "synthwalk", "version": VERSION, "config": config.to_dict(),
-            "identities": config.ids, "cameras": [f"cam{c}" for c in CAMERAS]}
+            "identities": config.ids, "cameras": camera_names(config)}
+    if config.layout != "ilidsvid":
+        head["layout"] = config.layout
     lines = ["{"]
     for k, v in head.items():
         lines.append(f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)},")
@@ -948,9 +1086,15 @@ def is_complete(out: str | Path, config: SynthConfig | None = None) -> bool:
         data = read_sidecar(out)
     except DatasetError:
         return False
-    if data.get("version") != VERSION or not (out / SPLITS_FILE).is_file() or not (out / SEQUENCES).is_dir():
+    from reidviewer.data.synthwalk_layouts import layout_complete
+
+    try:
+        written = SynthConfig.from_dict(data.get("config") or {})
+    except (TypeError, ValueError):
         return False
-    return config is None or data.get("config") == config.to_dict()
+    if data.get("version") != VERSION or not layout_complete(out, written):
+        return False
+    return config is None or written == config
 
 
 def _remove_stale_partials(out: Path) -> None:
@@ -976,7 +1120,7 @@ def generate(
     out: str | Path,
     config: SynthConfig,
     workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Generate a SynthWalk data set into ``out`` (iLIDS-VID layout plus ``synthwalk.json``).
@@ -989,8 +1133,8 @@ def generate(
         config: what to generate.
         workers: processes to use (``None``: all cores; 1: in this process). The files are
             byte-identical whatever the value.
-        progress: called as ``progress(identities_done, identities_total)``; raising from it
-            cancels the run.
+        progress: called as ``progress(groups_done, groups_total, text)`` (a group is one
+            identity's tracklets); raising from it (``Cancelled``) cancels the run.
         overwrite: replace ``out`` if it exists and is not empty.
 
     Returns:
@@ -1011,18 +1155,21 @@ def generate(
     if tmp.exists():
         shutil.rmtree(tmp)
     workers = _default_workers() if workers is None else max(1, int(workers))
-    total = config.ids
+    from reidviewer.data.synthwalk_layouts import plan, write_index
+
+    groups = plan(config)
+    total = len(groups)
     entries: dict[str, Any] = {}
     try:
         tmp.mkdir()
         if progress:
-            progress(0, total)
+            progress(0, total, PROGRESS_TEXT)
         cfg = config.to_dict()
         if workers == 1 or total == 1:
-            for pid in range(1, total + 1):
-                entries.update(_write_identity(cfg, pid, str(tmp)))
+            for done, group in enumerate(groups, 1):
+                entries.update(_write_group(cfg, group, str(tmp)))
                 if progress:
-                    progress(pid, total)
+                    progress(done, total, PROGRESS_TEXT)
         else:
             import multiprocessing
 
@@ -1030,14 +1177,25 @@ def generate(
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=ctx,
                                      initializer=_init_worker) as pool:
-                pending = {pool.submit(_write_identity, cfg, pid, str(tmp)) for pid in range(1, total + 1)}
+                todo = iter(groups)
+                pending: set = set()
+                done = 0
                 try:
-                    while pending:
+                    # A bounded window: MARS-size sets have thousands of groups.
+                    while True:
+                        while len(pending) < 4 * workers:
+                            group = next(todo, None)
+                            if group is None:
+                                break
+                            pending.add(pool.submit(_write_group, cfg, group, str(tmp)))
+                        if not pending:
+                            break
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in finished:
                             entries.update(fut.result())
+                        done += len(finished)
                         if progress:
-                            progress(total - len(pending), total)
+                            progress(done, total, PROGRESS_TEXT)
                 except BrokenProcessPool as exc:
                     raise ReidViewerError(
                         "SynthWalk worker processes died; a script that calls generate() must "
@@ -1046,8 +1204,8 @@ def generate(
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
-        _write_splits(tmp, config)
-        people = {f"person{pid:03d}": describe_identity(config, pid) for pid in range(1, total + 1)}
+        write_index(tmp, config, groups, {k: e["frames"] for k, e in entries.items()})
+        people = {f"person{pid:03d}": describe_identity(config, pid) for pid in range(1, config.ids + 1)}
         # The sidecar last: its presence marks a complete set.
         (tmp / SIDECAR).write_text(_sidecar_text(config, entries, people), encoding="utf-8")
         if out.exists():

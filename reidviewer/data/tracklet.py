@@ -10,6 +10,13 @@ import numpy as np
 
 _DIGITS = re.compile(r"(\d+)")
 
+#: ``Tracklet.camid`` of a tracklet whose camera is not known. Evaluation never counts two
+#: such tracklets as "the same camera" (which would remove true matches); the training
+#: sampler treats each as a camera of its own.
+UNKNOWN_CAMERA = -1
+#: Camera folder names that mean "camera not known" (compared lower-case).
+UNKNOWN_CAMERA_NAMES = frozenset({"unknown", "unk", "none", "-1", "?", "n/a", "na", "unknown_camera"})
+
 
 def natural_key(name: str) -> tuple:
     """Sort key that orders ``f2.png`` before ``f10.png`` (frame numbers, not characters)."""
@@ -64,7 +71,7 @@ class Tracklet:
         index: position of the tracklet in its dataset's ``tracklets`` list.
         pid: dataset-wide integer identity. MARS keeps its raw ids (0 = distractor, -1 = junk);
             other readers number persons as the dataset names them (``person007`` → 7).
-        camid: 0-based camera index.
+        camid: 0-based camera index, or ``UNKNOWN_CAMERA`` (-1) when the camera is not known.
         frames: frame file paths relative to ``root``, ordered by frame number.
         root: the dataset root the frame paths are relative to.
         person: the person's name as the dataset writes it (folder name or id string).

@@ -1,4 +1,4 @@
-"""Per-sample transforms and clip sampling (SPEC §b.3, §c.1–c.2, §e.5), as RCN's code does them.
+"""Per-sample transforms and clip sampling (docs/method.md §2.6, §c.1–c.2, §e.5), as RCN's code does them.
 
 Training (RCN ``train.lua`` ``doDataAug``): one crop offset (x, y), each uniform in {1..8}, and
 one horizontal flip with p = 0.5 are drawn **per sequence** and applied to every frame. The
@@ -8,7 +8,7 @@ fidelity), then the scalar mean of the whole cropped 5-channel frame is subtract
 mirrors the flow channels too but does not negate the horizontal flow (RCN); negation is an
 option.
 
-Test: a single centre crop at (4, 4) without flip (SPEC [CHOICE]); ``tta_views`` gives RCN's 16
+Test: a single centre crop at (4, 4) without flip (our choice, docs/method.md §2.6); ``tta_views`` gives RCN's 16
 views (offsets (k, k), k = 1..8, each without and with flip).
 
 Everything works on numpy arrays (T, 5, 64, 48); torch tensors are accepted too (so a GPU
@@ -24,12 +24,18 @@ import numpy as np
 
 from reidviewer.data.preprocess import FLOW_U_CHANNEL
 
-#: Output size of a crop (rows, cols).
-CROP_HEIGHT = 56
-CROP_WIDTH = 40
 #: Offsets are drawn from {MIN_OFFSET..MAX_OFFSET} (Torch: ``floor(rand*8) + 1``).
 MIN_OFFSET = 1
 MAX_OFFSET = 8
+#: Output size of a crop of the default 64×48 stored frame (rows, cols). A crop is always
+#: ``MAX_OFFSET`` smaller than the stored frame in each direction (``crop_size``).
+CROP_HEIGHT = 56
+CROP_WIDTH = 40
+
+
+def crop_size(height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of the crops of a stored ``height``×``width`` frame: 8 smaller each way."""
+    return height - MAX_OFFSET, width - MAX_OFFSET
 #: The test-time centre crop.
 TEST_OFFSET = 4
 #: RCN's training clip length and test clip cap.
@@ -62,31 +68,33 @@ def apply_crop(seq: Any, params: CropParams, negate_flow_on_flip: bool = False) 
     """Mirror (if ``params.flip``), crop 56×40 at (x, y), subtract each frame's scalar mean.
 
     Args:
-        seq: network input (T, 5, H, W) float (numpy or torch), H ≥ y + 56 and W ≥ x + 40.
+        seq: network input (T, 5, H, W) float (numpy or torch); the crop is (H − 8)×(W − 8).
         params: the sequence's offset and flip.
         negate_flow_on_flip: also negate the horizontal flow channel when mirroring.
 
     Returns:
-        (T, 5, 56, 40), a new array of the input's kind (float32 for numpy).
+        (T, 5, H − 8, W − 8) (56×40 from 64×48), a new array of the input's kind (float32
+        for numpy).
     """
     h, w = seq.shape[-2], seq.shape[-1]
+    ch, cw = crop_size(h, w)
     x, y = params.x, params.y
-    if not (0 <= x and x + CROP_WIDTH <= w and 0 <= y and y + CROP_HEIGHT <= h):
-        raise ValueError(f"crop at x={x}, y={y} ({CROP_HEIGHT}×{CROP_WIDTH}) does not fit a {h}×{w} frame")
+    if not (0 <= x and x + cw <= w and 0 <= y and y + ch <= h and ch > 0 and cw > 0):
+        raise ValueError(f"crop at x={x}, y={y} ({ch}×{cw}) does not fit a {h}×{w} frame")
     if _is_torch(seq):
         import torch
 
         out = torch.flip(seq, dims=(-1,)) if params.flip else seq
-        out = out[..., y:y + CROP_HEIGHT, x:x + CROP_WIDTH].clone()
+        out = out[..., y:y + ch, x:x + cw].clone()
         if params.flip and negate_flow_on_flip:
             out[..., FLOW_U_CHANNEL, :, :] *= -1
         return out - out.mean(dim=(-3, -2, -1), keepdim=True)
     arr = np.asarray(seq)
     if params.flip:
         # Mirroring then cropping at x equals cropping the mirrored window of the original.
-        out = arr[..., y:y + CROP_HEIGHT, w - x - CROP_WIDTH:w - x][..., ::-1].astype(np.float32)
+        out = arr[..., y:y + ch, w - x - cw:w - x][..., ::-1].astype(np.float32)
     else:
-        out = arr[..., y:y + CROP_HEIGHT, x:x + CROP_WIDTH].astype(np.float32)
+        out = arr[..., y:y + ch, x:x + cw].astype(np.float32)
     if params.flip and negate_flow_on_flip:
         out[..., FLOW_U_CHANNEL, :, :] *= -1
     out -= out.mean(axis=(-3, -2, -1), keepdims=True)
@@ -126,7 +134,7 @@ def tta_views(seq: Any, negate_flow_on_flip: bool = False) -> Any:
 def sample_train_clip(length: int, rng: np.random.Generator, seq_len: int = TRAIN_SEQ_LEN) -> np.ndarray:
     """Frame indices of a training clip: ``seq_len`` consecutive frames from a uniform random start.
 
-    A sequence shorter than ``seq_len`` is used whole (RAN keeps short sequences; SPEC §c.2
+    A sequence shorter than ``seq_len`` is used whole (RAN keeps short sequences; docs/method.md §5.2
     [CHOICE]).
     """
     if length < 1:

@@ -4,15 +4,14 @@
 results file when one exists for the same checkpoint, dataset, split, settings and
 annotation version; otherwise it preprocesses the needed tracklets (cached in the
 workspace), extracts features in batches with the fast inference path, and writes one
-results file. Progress goes through ``progress(done, total, text)``; ``cancel`` (a
-``threading.Event``) stops it between batches.
+results file. Progress goes through ``progress(done, total, text)`` and ``cancel`` (a
+``threading.Event``) stops it between batches with ``Cancelled`` (``reidviewer.progress``).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,11 @@ from typing import Any
 import numpy as np
 
 from reidviewer.data.dataset import VideoDataset
-from reidviewer.errors import CheckpointError, ReidViewerError
+from reidviewer.demo import default_checkpoint  # noqa: F401  (re-exported: the engine's default)
+from reidviewer.errors import CheckpointError, ReidViewerError, UsageError
+from reidviewer.progress import ProgressFn, check_cancelled
 
-Progress = Callable[..., None]
-
-#: Where the shipped checkpoint lives (repository root / checkpoints).
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
-DEFAULT_CHECKPOINT_NAME = "synthwalk-ran-k3.safetensors"
-
-
-class Cancelled(ReidViewerError):
-    """The user cancelled the computation."""
+Progress = ProgressFn
 
 
 @dataclass(frozen=True)
@@ -38,7 +31,7 @@ class EvalSettings:
     """How features are extracted.
 
     Attributes:
-        max_frames: at most this many frames per tracklet (SPEC: 128 at test).
+        max_frames: at most this many frames per tracklet (RCN and RAN: 128 at test).
         gallery_tail: take the *last* frames of gallery tracklets (RCN's code) instead of the first.
         tta: RCN's 16-view test-time augmentation (summed distances); default a single centre crop.
         batch_frames: frames per CNN batch.
@@ -51,15 +44,6 @@ class EvalSettings:
 
     def key(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def default_checkpoint() -> Path:
-    """The shipped SynthWalk checkpoint (``checkpoints/``), or a clear error if it is missing."""
-    env = os.environ.get("REIDVIEWER_CHECKPOINT")
-    path = Path(env) if env else CHECKPOINT_DIR / DEFAULT_CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(path, "the default checkpoint is missing; pass --checkpoint FILE")
-    return path
 
 
 def file_fingerprint(path: str | Path) -> str:
@@ -88,9 +72,9 @@ def pick_device(name: str = "auto"):
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r}: {exc}") from None
+        raise UsageError(f"unknown device {name!r}: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+        raise UsageError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
     return dev
 
 
@@ -118,12 +102,12 @@ def extract(
     cache = FrameCache(workspace, dataset, preprocess_config or PreprocessConfig())
     total = len(indices)
 
-    def prep_progress(done: int, n: int, *rest) -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        progress(done, n, "preprocessing frames (cached for next time)")
+    def prep_progress(done: int, n: int, text: str = "") -> None:
+        check_cancelled(cancel)
+        progress(done, n, text)
 
     cache.ensure(indices, progress=prep_progress, cancel=cancel)
+    check_cancelled(cancel)  # ensure stops early, leaving what it finished: say it was cancelled
     feats: list[np.ndarray] = []
     attention: dict[int, np.ndarray] = {}
     tail_indices = tail_indices or set()
@@ -145,8 +129,7 @@ def extract(
         batch, frames_in_batch = [], 0
 
     for idx in indices:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
+        check_cancelled(cancel)
         n = len(dataset.tracklets[int(idx)])
         sel = sample_test_clip(n, settings.max_frames, int(idx) in tail_indices)
         clip = test_transform(cache.network_input(int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
@@ -276,7 +259,7 @@ def evaluate_splits(
         r = compute_results(dataset, s, checkpoint, workspace, settings, device, progress,
                             annotation_version=annotation_version)
         m = r.metrics()
-        per.append({"split": s, **{k: m[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
+        per.append({"split": s, **{k: m[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")},
                     "queries": m["queries"], "valid_queries": m["valid_queries"]})
         cmcs.append(np.asarray(m["cmc"], dtype=np.float64))
     n = min(len(c) for c in cmcs)
@@ -288,7 +271,7 @@ def evaluate_splits(
         "checkpoint": str(checkpoint),
         "split": splits[0] if len(splits) == 1 else "all",
         "splits": splits,
-        **{k: float(np.mean([p[k] for p in per])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP")},
+        **{k: float(np.mean([p[k] for p in per])) for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")},
         "cmc": [float(x) for x in cmc],
         "per_split": per,
         "annotation_version": annotation_version,
@@ -298,7 +281,7 @@ def evaluate_splits(
 
 def occlusion_audit(dataset: VideoDataset, results, threshold: float = 0.3):
     """AUROC of low attention against SynthWalk's recorded occlusion, per iteration."""
-    from reidviewer.annotations.audit import audit_attention
+    from reidviewer.engine.audit import audit_attention
 
     if not dataset.occlusion:
         raise ValueError("this dataset records no occlusion")

@@ -4,7 +4,8 @@ Two ranking rules (``reidviewer.data.dataset.EVAL_RULES``):
 
 ``market1501``
     torchreid's ``eval_market1501``: for each query the gallery is ranked by distance; gallery
-    items with the query's pid **and** camid are removed; CMC is the first-hit indicator
+    items with the query's pid **and** camid are removed (never for an unknown camera, camid
+    -1: two tracklets of unknown camera are not known to share one); CMC is the first-hit indicator
     cumulated and clipped at 1; AP is the mean over the hits of precision@hit (not
     interpolated); a query with no match left is skipped and left out of every average.
 ``mars_official``
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from reidviewer.data.dataset import EVAL_RULES
+from reidviewer.data.tracklet import UNKNOWN_CAMERA
 
 #: Junk identity of MARS (``00-1`` folder): ignored by the ``mars_official`` rule.
 JUNK_PID = -1
@@ -154,7 +156,8 @@ def rank_queries(
             s = ordered[i]
             if found[q]:
                 cols = by_pid[pid_starts[slot[q]] : pid_ends[slot[q]]]
-                same_cam = kc[cols] == q_camids[q]
+                # An unknown camera (-1) is never "the same camera": nothing is removed for it.
+                same_cam = (kc[cols] == q_camids[q]) & (kc[cols] != UNKNOWN_CAMERA)
                 match, ign = cols[~same_cam], cols[same_cam]
             else:
                 match, ign = empty_i, empty_i

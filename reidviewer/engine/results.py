@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from reidviewer import __version__
+from reidviewer.data.tracklet import UNKNOWN_CAMERA
 from reidviewer.engine.metrics import DEFAULT_CHUNK, JUNK_PID, cmc_summary, rank_queries, summarize
 from reidviewer.errors import ReidViewerError
 from reidviewer.workspace import Workspace, atomic_write_with
@@ -206,14 +207,26 @@ class Results:
         """Mean AP over the valid queries, derived from ``ap``."""
         return summarize(self._per_query(), self.max_rank)[1]
 
+    @property
+    def inp(self) -> np.ndarray:
+        """Per-query inverse negative penalty (Ye et al. 2021): the number of true matches over
+        the rank of the hardest (last) one; NaN for skipped queries. 1 when every true match
+        precedes every false one."""
+        counts = np.diff(self.match_offsets)
+        out = np.full(self.num_queries, np.nan)
+        last = self.match_offsets[1:][counts > 0] - 1
+        out[counts > 0] = counts[counts > 0] / self.match_ranks[last]
+        return out
+
     def metrics(self) -> dict[str, Any]:
-        """Headline metrics: ``rank1/rank5/rank10/rank20`` and ``mAP`` as fractions, ``cmc`` as a
-        list, and the counts ``queries``, ``valid_queries``, ``skipped_queries``."""
+        """Headline metrics: ``rank1/rank5/rank10/rank20``, ``mAP`` and ``mINP`` as fractions,
+        ``cmc`` as a list, and the counts ``queries``, ``valid_queries``, ``skipped_queries``."""
         cmc, mAP = summarize(self._per_query(), self.max_rank)
         n_valid = int(np.count_nonzero(self.valid))
         return {
             **cmc_summary(cmc),
             "mAP": mAP,
+            "mINP": float(np.nanmean(self.inp)) if n_valid else float("nan"),
             "cmc": [float(x) for x in cmc],
             "queries": self.num_queries,
             "valid_queries": n_valid,
@@ -241,7 +254,7 @@ class Results:
         """Gallery rows the evaluation rule removes for this query (bool, length Ng)."""
         row = self._check_query(query_row)
         same = self.gallery_pids == self.query_pids[row]
-        removed = same & (self.gallery_camids == self.query_camids[row])
+        removed = same & (self.gallery_camids == self.query_camids[row]) & (self.gallery_camids != UNKNOWN_CAMERA)
         if self.eval_rule == "mars_official":
             removed |= self.gallery_pids == JUNK_PID
         return removed
@@ -320,7 +333,7 @@ class Results:
         meta: dict[str, Any] = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION}
         meta.update({name: getattr(self, name) for name in _META_FIELDS})
         # For readers outside reidviewer; ignored on load (recomputed from the arrays).
-        meta["metrics"] = self.metrics() if self.valid.any() else None
+        meta["metrics"] = self.metrics() if self.valid.any() and self.problem() is None else None
         return meta
 
     def save(self, path: str | Path) -> Path:
@@ -681,4 +694,44 @@ def is_stale(
         results.checkpoint_fingerprint != checkpoint_fp
         or results.dataset_fingerprint != dataset_fp
         or results.annotation_version != annotation_version
+    )
+
+
+def relabel_results(results: Results, view: Any, annotation_version: str | None) -> Results:
+    """Results with the identities of an annotated view, re-ranked from the stored features.
+
+    Only the pids change (rows, features and attention are kept), so this is what evaluating
+    the view gives when its frames are the dataset's (``exclude_flagged_frames=False``) and no
+    tracklet left a split -- without running the network again. The app uses it to show a
+    merge or relabel at once.
+
+    Args:
+        results: a ``reidviewer.engine.results.Results``.
+        view: the annotated dataset (``apply_annotations``) the results' rows index into.
+        annotation_version: the store version to record.
+    """
+    tr = view.tracklets
+    attention = {int(i): results.attention(int(i)) for i in results.attention_tracklets}
+    return build_results(
+        results.query_features,
+        results.gallery_features,
+        [tr[int(i)].pid for i in results.query_indices],
+        [tr[int(i)].pid for i in results.gallery_indices],
+        results.query_camids,
+        results.gallery_camids,
+        query_indices=results.query_indices,
+        gallery_indices=results.gallery_indices,
+        query_keys=results.query_keys,
+        gallery_keys=results.gallery_keys,
+        attention=attention or None,
+        eval_rule=results.eval_rule,
+        max_rank=results.max_rank,
+        checkpoint_fingerprint=results.checkpoint_fingerprint,
+        dataset_name=results.dataset_name,
+        dataset_root=results.dataset_root,
+        dataset_fingerprint=results.dataset_fingerprint,
+        protocol=results.protocol,
+        split=results.split,
+        settings={**results.settings, "annotations": annotation_version},
+        annotation_version=annotation_version,
     )

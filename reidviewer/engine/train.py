@@ -1,22 +1,25 @@
-"""Training: the RCN/RAN Siamese protocol (SPEC §c), resumable and observable.
+"""Training: the paper's Siamese protocol or the fast recipe, resumable, budgeted and watched.
 
 ``train(config, workspace, progress, should_stop)`` is the one function the CLI, the app's
 training worker and ``torchrun`` all call. It reports progress through a callback (at most
 about 10 times a second), stops cooperatively when ``should_stop()`` turns true (leaving a
-checkpoint), and writes everything into one run folder of the workspace:
+checkpoint), stops by itself at the time budget (``config.minutes``), watches the run's
+health (``engine.health``) and writes everything into one run folder of the workspace:
 
-    runs/<name>/config.json         the TrainConfig
-    runs/<name>/metrics.jsonl       one JSON object per logged step / validation
+    runs/<name>/config.json         the TrainConfig (every setting, resolved from the recipe)
+    runs/<name>/metrics.jsonl       one JSON object per logged step / validation / health change
     runs/<name>/last.safetensors    the latest weights (+ .json metadata: a normal checkpoint)
     runs/<name>/state.safetensors   optimizer state and RNG states for --resume (+ state.json)
     runs/<name>/epoch_NNNN.safetensors  periodic checkpoints
 
-Resuming restores the weights, the optimizer's momentum buffers, every RNG (numpy's
-generator for pair/clip sampling and torch's for dropout) and the position inside the epoch,
-so a stopped-and-resumed run on the CPU ends with the same weights as an uninterrupted one.
+Resuming restores the weights, the optimizer's state, every RNG (numpy's generators for
+batches and clips, torch's for dropout) and the position inside the epoch, so a
+stopped-and-resumed run on the CPU ends with the same weights as an uninterrupted one.
+The recipes themselves (``paper``, ``fast``) are described in ``engine.recipes``.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -30,7 +33,10 @@ from typing import Any
 import numpy as np
 
 from reidviewer.data.dataset import VideoDataset
+from reidviewer.engine.recipes import RECIPE_ONLY, SettingsError, TrainConfig  # noqa: F401 (re-exported)
 from reidviewer.errors import ReidViewerError
+
+__all__ = ["TrainConfig", "TrainProgress", "TrainOutcome", "TrainingError", "train", "resumed_config", "run_dir_for"]
 
 
 class TrainingError(ReidViewerError):
@@ -38,120 +44,50 @@ class TrainingError(ReidViewerError):
 
 
 @dataclass
-class TrainConfig:
-    """Everything a training run needs; saved as the run's ``config.json``.
-
-    Defaults follow the paper (SPEC §c.1) with RCN's loop details (§c.2).
-    """
-
-    root: str = ""
-    dataset: str = "auto"
-    protocol: str | None = None
-    split: int = 0
-    head: str = "ran"
-    iterations: int = 3
-    model: dict[str, Any] = field(default_factory=dict)  # extra ModelConfig fields
-    epochs: int = 1000
-    lr: float = 1e-3
-    attention_lr_scale: float = 1.0  # lr multiplier for θ and θ′ (the attention parameters)
-    init_from: str = ""  # checkpoint whose matching weights start the run (e.g. a trained trunk)
-    momentum: float = 0.9
-    milestones: tuple[int, ...] = (300, 600)
-    gamma: float = 0.1
-    pairs_per_step: int = 1
-    seq_len: int = 16
-    grad_clip: float = 5.0
-    seed: int = 1
-    device: str = "auto"
-    amp: bool = True
-    eval_every: int = 100
-    eval_frames: int = 16
-    checkpoint_every: int = 50
-    use_flow: bool = True
-    preprocess: dict[str, Any] = field(default_factory=dict)  # extra PreprocessConfig fields
-    loss: dict[str, Any] = field(default_factory=dict)  # LossConfig fields (margin, hinge form, weights)
-    run_name: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        d = dict(d)
-        if "milestones" in d:
-            d["milestones"] = tuple(int(m) for m in d["milestones"])
-        return cls(**d)
-
-    @classmethod
-    def from_cli(cls, args) -> TrainConfig:
-        c = cls(root=str(args.root), dataset=args.dataset, protocol=args.protocol, split=args.split,
-                head=args.head, iterations=args.iterations, device=args.device)
-        if args.epochs is not None:
-            c.epochs = args.epochs
-        if args.lr is not None:
-            c.lr = args.lr
-        if getattr(args, "attention_lr_scale", None) is not None:
-            c.attention_lr_scale = args.attention_lr_scale
-        if getattr(args, "hinge", None):
-            c.loss = {**c.loss, "hinge": args.hinge}
-        if getattr(args, "init_from", None):
-            c.init_from = str(Path(args.init_from).expanduser().resolve())
-        if getattr(args, "pooling", None) is not None:
-            if c.head != "ran":
-                raise ValueError(f"--pooling is a setting of the RAN head, not of --head {c.head}")
-            c.model = {**c.model, "pooling": args.pooling}
-        if args.milestones is not None:
-            c.milestones = tuple(int(x) for x in args.milestones.split(",") if x.strip())
-        if args.pairs_per_step is not None:
-            c.pairs_per_step = args.pairs_per_step
-        if args.seed is not None:
-            c.seed = args.seed
-        if args.eval_every is not None:
-            c.eval_every = args.eval_every
-        if args.checkpoint_every is not None:
-            c.checkpoint_every = args.checkpoint_every
-        if args.no_flow:
-            c.use_flow = False
-        c.run_name = args.out or ""
-        return c
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate in ``epoch`` (0-based): ÷(1/gamma) at each milestone passed."""
-        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
-
-
-@dataclass
 class TrainProgress:
-    """One progress report."""
+    """One progress report.
+
+    Attributes:
+        epoch, epochs, step, steps_per_epoch, global_step, total_steps: where the run is.
+        losses: the loss terms averaged since the last report (``total`` and the recipe's terms).
+        lr: the current learning rate.
+        tracklets_per_s: training tracklets per second (a Siamese pair is two).
+        val_rank1, val_map: the last validation's R1 and mAP (None before the first).
+        eta_s: seconds to the end (the budget's end under ``minutes``).
+        attention_spread: standard deviation of the final attention over a clip's frames.
+        health: warnings about the run (collapse, divergence, chance-level identity loss,
+            uniform attention), each a sentence with what to try; empty when all is well.
+        message: ``validation …``, ``stopped``, ``finished``, … on special reports.
+        fraction: how much of the run is done (steps or budget, whichever is further).
+    """
 
     epoch: int
     epochs: int
-    step: int                 # step within the epoch
+    step: int
     steps_per_epoch: int
     global_step: int
     total_steps: int
-    losses: dict[str, float]  # hinge, id1, id2, sim, total (averaged since the last report)
+    losses: dict[str, float]
     lr: float
-    pairs_per_s: float
+    tracklets_per_s: float
     val_rank1: float | None
     eta_s: float
     attention_spread: float | None = None
     message: str = ""
-
-    @property
-    def fraction(self) -> float:
-        return self.global_step / max(self.total_steps, 1)
+    val_map: float | None = None
+    health: list[str] = field(default_factory=list)
+    fraction: float = 0.0
 
 
 @dataclass
 class TrainOutcome:
-    """How a run ended."""
+    """How a run ended.
+
+    Attributes:
+        reason: ``finished`` (all epochs), ``budget`` (the time budget ran out; the schedule had
+            ended too), ``stopped`` (asked to stop) or ``collapsed`` (the embedding collapsed;
+            the checkpoint holds the weights from before).
+    """
 
     run_dir: Path
     checkpoint: Path
@@ -159,6 +95,8 @@ class TrainOutcome:
     epochs_done: int
     global_step: int
     val_rank1: float | None
+    val_map: float | None = None
+    reason: str = "finished"
 
 
 def run_dir_for(workspace, name: str) -> Path:
@@ -170,46 +108,9 @@ def run_dir_for(workspace, name: str) -> Path:
     return workspace.runs_dir / name
 
 
-# ---------------------------------------------------------------------------- data
-
-
-class ClipSource:
-    """Training clips from the preprocessing cache: 16 consecutive frames from a random start,
-    one crop offset and flip per sequence (SPEC §b.3, §c.2)."""
-
-    def __init__(self, cache, dataset: VideoDataset, seq_len: int, use_flow: bool,
-                 negate_flow_on_flip: bool = False) -> None:
-        self.cache = cache
-        self.negate_flow_on_flip = negate_flow_on_flip
-        self.dataset = dataset
-        self.seq_len = seq_len
-        self.use_flow = use_flow
-
-    def clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        """(T, 5, 56, 40) float32, T = min(seq_len, length)."""
-        from reidviewer.data.transforms import sample_train_clip, train_transform
-
-        frames = sample_train_clip(len(self.dataset.tracklets[index]), rng, self.seq_len)
-        seq = self.cache.network_input(index, slice(int(frames[0]), int(frames[-1]) + 1))
-        out, _ = train_transform(seq, rng, self.negate_flow_on_flip)
-        out = np.ascontiguousarray(out, dtype=np.float32)
-        if not self.use_flow:
-            out[:, 3:5] = 0.0
-        return out
-
-
-def _stack(clips: list[np.ndarray]):
-    """Pad clips of different lengths into (B, T, C, H, W) with a (B, T) mask."""
-    import torch
-
-    t = max(c.shape[0] for c in clips)
-    b = len(clips)
-    x = np.zeros((b, t) + clips[0].shape[1:], dtype=np.float32)
-    mask = np.zeros((b, t), dtype=bool)
-    for i, c in enumerate(clips):
-        x[i, : len(c)] = c
-        mask[i, : len(c)] = True
-    return torch.from_numpy(x), torch.from_numpy(mask)
+def run_is_started(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run (its settings or a checkpoint)."""
+    return any((run_dir / f).exists() for f in ("config.json", "state.json", "last.safetensors"))
 
 
 # ---------------------------------------------------------------------------- state files
@@ -227,7 +128,11 @@ def _rng_from_json(state: dict) -> np.random.Generator:
 
 def save_state(run_dir: Path, model, optimizer, cfg: TrainConfig, position: dict,
                rngs: dict[str, np.random.Generator], model_config, meta: dict) -> Path:
-    """Write ``last.safetensors`` (+json) and ``state.safetensors`` (+json), atomically."""
+    """Write ``last.safetensors`` (+json) and ``state.safetensors`` (+json), atomically.
+
+    Every tensor of the optimizer's state (SGD's momentum, Adam's moments and step) is saved
+    under ``optim/<parameter name>/<key>``.
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -241,51 +146,85 @@ def save_state(run_dir: Path, model, optimizer, cfg: TrainConfig, position: dict
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda_rng_{i}"] = s
     names = {id(p): n for n, p in model.named_parameters()}
+    scalars: dict[str, float] = {}
     for group in optimizer.param_groups:
         for p in group["params"]:
-            st = optimizer.state.get(p, {})
-            buf = st.get("momentum_buffer")
-            if buf is not None:
-                tensors[f"momentum/{names[id(p)]}"] = buf.detach().cpu().contiguous()
+            for key, value in optimizer.state.get(p, {}).items():
+                where = f"optim/{names[id(p)]}/{key}"
+                if isinstance(value, torch.Tensor):
+                    tensors[where] = value.detach().cpu().contiguous()
+                else:
+                    scalars[where] = float(value)
     atomic_write_with(run_dir / "state.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     atomic_write_json(run_dir / "state.json", {"position": position,
                                                "rngs": {k: _rng_state_json(r) for k, r in rngs.items()},
+                                               "optimizer_scalars": scalars,
                                                "config": cfg.to_dict()})
     return ckpt
 
 
 def load_state(run_dir: Path, model, optimizer) -> tuple[dict, dict[str, np.random.Generator]]:
-    """Restore what ``save_state`` wrote; returns (position, numpy generators by name)."""
+    """Restore what ``save_state`` wrote; returns (position, numpy generators by name).
+
+    Raises:
+        TrainingError: a missing, truncated or foreign state or checkpoint file, named.
+    """
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     state_json = run_dir / "state.json"
     if not state_json.is_file():
         raise TrainingError(f"{run_dir}: nothing to resume (no state.json in the run folder)")
-    meta = json.loads(state_json.read_text())
-    weights = load_file(str(run_dir / "last.safetensors"))
-    model.load_state_dict(weights, strict=True)
-    tensors = load_file(str(run_dir / "state.safetensors"))
+    try:
+        meta = json.loads(state_json.read_text(encoding="utf-8"))
+        position, rng_states = meta["position"], meta["rngs"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{state_json}: unreadable resume state ({exc}); start a new run") from None
+    for name in ("last.safetensors", "state.safetensors"):
+        path = run_dir / name
+        try:
+            if name == "last.safetensors":
+                from reidviewer.model.checkpoint import check_safetensors_file
+
+                check_safetensors_file(path)
+                weights = load_file(str(path))
+            else:
+                check_safetensors_file(path)
+                tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError, ReidViewerError) as exc:
+            raise TrainingError(f"{path}: cannot resume from it ({exc}); it may be truncated. "
+                                "Start a new run, or train from it with --init-from") from None
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise TrainingError(f"{run_dir / 'last.safetensors'}: does not fit this run's model ({exc})") from None
     torch.set_rng_state(tensors["torch_rng"])
     if torch.cuda.is_available():
         states = [tensors[k] for k in sorted(t for t in tensors if t.startswith("cuda_rng_"))]
         if states:
             torch.cuda.set_rng_state_all(states)
     params = dict(model.named_parameters())
-    for key, value in tensors.items():
-        if key.startswith("momentum/"):
-            p = params[key[len("momentum/"):]]
-            optimizer.state[p]["momentum_buffer"] = value.to(p.device)
-    return meta["position"], {k: _rng_from_json(v) for k, v in meta["rngs"].items()}
+    scalars = meta.get("optimizer_scalars", {})
+    for key, value in list(tensors.items()) + list(scalars.items()):
+        if key.startswith("momentum/"):  # runs saved before optimizers other than SGD existed
+            name, entry = key[len("momentum/"):], "momentum_buffer"
+        elif key.startswith("optim/"):
+            name, entry = key[len("optim/"):].rsplit("/", 1)
+        else:
+            continue
+        p = params[name]
+        optimizer.state[p][entry] = value.to(p.device) if isinstance(value, torch.Tensor) else value
+    return position, {k: _rng_from_json(v) for k, v in rng_states.items()}
 
 
-# ---------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------- building blocks
 
 
 def initialise_from(model, checkpoint: str | Path) -> list[str]:
     """Copy every weight of ``checkpoint`` whose name and shape match into ``model``.
 
-    The paper fine-tunes RAN from a trained RCN (SPEC §a.3): a mean-pooling checkpoint gives
+    The paper fine-tunes RAN from a trained RCN (docs/method.md §3.9): a mean-pooling checkpoint gives
     the CNN, frame FC layers, classifier and similarity head; θ and θ′ keep their fresh init.
 
     Returns:
@@ -314,27 +253,62 @@ def initialise_from(model, checkpoint: str | Path) -> list[str]:
 
 
 def parameter_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
-    """SGD parameter groups: the attention parameters θ, θ′ and the rest, each with its lr scale.
+    """Optimiser parameter groups: the attention parameters θ, θ′ and the rest, each with its
+    lr scale; BatchNorm and bias parameters get no weight decay (they only shift and scale).
 
     θ and θ′ are 384 numbers whose gradient reaches them only through the relative weighting
     of frames, so with a schedule much shorter than the paper's they barely move from their
-    near-uniform start; ``attention_lr_scale`` lets them move faster. (On SynthWalk this spread
-    attention more without making it more occlusion-aware: see checkpoints/MODEL_CARD.md.)
+    near-uniform start; ``attention_lr_scale`` lets them move faster.
     """
-    attention, rest = [], []
-    for name, p in model.named_parameters():
-        (attention if name.startswith(("head.attention.", "head.refine.")) else rest).append(p)
     if not config.attention_lr_scale >= 0:
         raise TrainingError(f"attention_lr_scale must be 0 or more, got {config.attention_lr_scale}")
-    groups = [{"params": rest, "lr_scale": 1.0}]
-    if attention:
-        groups.append({"params": attention, "lr_scale": float(config.attention_lr_scale)})
-    return groups
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        attention = name.startswith(("head.attention.", "head.refine."))
+        no_decay = p.ndim <= 1
+        groups.setdefault((attention, no_decay), []).append(p)
+    out = []
+    for (attention, no_decay), params in sorted(groups.items()):
+        out.append({"params": params, "lr_scale": float(config.attention_lr_scale) if attention else 1.0,
+                    "weight_decay": 0.0 if no_decay else float(config.weight_decay)})
+    return out
+
+
+def make_optimizer(model, config: TrainConfig):
+    """The optimiser ``config`` names, over ``parameter_groups``."""
+    import torch
+
+    groups = parameter_groups(model, config)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.Adam(groups, lr=config.lr)
 
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment; (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def available_cpus() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_recipe_settings(config: TrainConfig) -> None:
+    defaults = TrainConfig(recipe=config.recipe)
+    for name, recipe in RECIPE_ONLY.items():
+        if config.recipe != recipe and getattr(config, name) != getattr(defaults, name):
+            raise TrainingError(f"{name} is a setting of the {recipe} recipe, not of --recipe {config.recipe}")
+
+
+# ---------------------------------------------------------------------------- the loop
 
 
 def train(
@@ -346,7 +320,7 @@ def train(
     dataset: VideoDataset | None = None,
     report_interval: float = 0.1,
 ) -> TrainOutcome:
-    """Train a model by the RCN/RAN protocol.
+    """Train a model by ``config.recipe``.
 
     Args:
         config: the run's settings.
@@ -372,15 +346,23 @@ def train(
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.preprocess import PreprocessConfig
     from reidviewer.data.registry import open_dataset
+    from reidviewer.data.transforms import crop_size
+    from reidviewer.engine.clips import ClipSource, stack_clips
     from reidviewer.engine.evaluate import pick_device
-    from reidviewer.engine.sampler import PairSampler
+    from reidviewer.engine.health import Health, batch_stats
+    from reidviewer.engine.sampler import IdentitySampler, PairSampler
+    from reidviewer.engine.validation import validate
     from reidviewer.model.config import ModelConfig
-    from reidviewer.model.losses import LossConfig, pair_loss
+    from reidviewer.model.losses import LossConfig, batch_loss, pair_loss
     from reidviewer.model.network import build_model
     from reidviewer.workspace import atomic_write_json
 
+    t_begin = time.monotonic()
     progress = progress or (lambda p: None)
     should_stop = should_stop or (lambda: False)
+    _check_recipe_settings(config)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
     rank, world = _distributed()
     ddp = world > 1
     device = pick_device(config.device)
@@ -401,7 +383,13 @@ def train(
     split = dataset.split(config.split)
     labels = split.train_labels(dataset.tracklets)
     camids = np.array([dataset.tracklets[i].camid for i in split.train])
-    sampler = PairSampler(split.train, labels, camids)
+    try:
+        if config.uses_pairs:
+            sampler: Any = PairSampler(split.train, labels, camids)
+        else:
+            sampler = IdentitySampler(split.train, labels, camids, config.ids_per_batch, config.tracklets_per_id)
+    except ValueError as exc:
+        raise TrainingError(f"{dataset.root}: {exc}") from None
 
     run_dir = run_dir_for(workspace, config.run_name)
     config.run_name = str(run_dir.name)
@@ -411,41 +399,57 @@ def train(
         loss_cfg = LossConfig(**config.loss)
     except (TypeError, ValueError) as exc:
         raise TrainingError(f"invalid loss settings {config.loss}: {exc}") from None
+    try:
+        pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
+        crop_h, crop_w = crop_size(pre_cfg.height, pre_cfg.width)
+        model_cfg = ModelConfig(head=config.head, iterations=config.iterations, num_classes=sampler.num_ids,
+                                input_height=crop_h, input_width=crop_w, **config.model)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"invalid model or preprocessing settings: {exc}") from None
     torch.manual_seed(config.seed)
-    model_cfg = ModelConfig(head=config.head, iterations=config.iterations, num_classes=sampler.num_ids,
-                            **config.model)
-    # channels_last makes the 5×5 convolutions 1.3–1.9× faster forward and backward here (measured
-    # on this CPU); checkpoints are saved contiguous, so the layout never leaks into files.
     model = build_model(model_cfg)
     if config.init_from and not resume:
         initialise_from(model, config.init_from)
+    # channels_last makes the 5×5 convolutions 1.3–1.9× faster forward and backward here (measured
+    # on this CPU); checkpoints are saved contiguous, so the layout never leaks into files.
     model = model.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(parameter_groups(model, config), lr=config.lr, momentum=config.momentum)
+    optimizer = make_optimizer(model, config)
+    has_attention = model_cfg.has_attention
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainingError(f"{run_dir}: cannot create the run folder ({exc.strerror or exc}); "
+                                "choose another --workspace or --out") from None
 
-    pre_cfg = PreprocessConfig(**{**config.preprocess, **({} if config.use_flow else {"use_flow": False})})
     cache = FrameCache(workspace, dataset, pre_cfg)
     if rank == 0:
         # Cancellable, so Stop also works while a large set is first preprocessed.
         cache.ensure(np.unique(np.concatenate([split.train, split.query, split.gallery])), cancel=should_stop)
     if ddp:
         torch.distributed.barrier()
-    clips = ClipSource(cache, dataset, config.seq_len, config.use_flow, pre_cfg.negate_flow_on_flip)
+    clips = ClipSource(cache, dataset, config.seq_len, config.use_flow, pre_cfg.negate_flow_on_flip,
+                       config.clip_sampling, config.random_erasing)
 
     rng = np.random.default_rng([config.seed, 0])
-    # Each rank draws its own crops and clips; all ranks share the epoch's pair list.
+    # Each rank draws its own crops and clips; all ranks share the epoch's batches.
     clip_rng = np.random.default_rng([config.seed, 1, rank])
-    position = {"epoch": 0, "step": 0, "global_step": 0, "order": None, "val_rank1": None}
+    position: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "order": None, "pairs": None,
+                                "batches": None, "val_rank1": None, "val_map": None, "elapsed": 0.0,
+                                "overhead": None}
     if resume:
-        position, rngs = load_state(run_dir, model, optimizer)
+        saved, rngs = load_state(run_dir, model, optimizer)
+        position.update(saved)
         rng = rngs["pairs"]
         clip_rng = rngs.get(f"clips{rank}", clip_rng)
-        if rank == 0:
-            atomic_write_json(run_dir / "config.json", config.to_dict())  # e.g. more epochs than before
-    elif rank == 0:
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    if rank == 0:
+        try:
+            atomic_write_json(run_dir / "config.json", config.to_dict())  # resumed: e.g. more epochs
+            if not resume:
+                (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        except OSError as exc:
+            raise TrainingError(f"{run_dir}: cannot write the run's settings ({exc.strerror or exc}); "
+                                "is the disk full or the folder read-only?") from None
 
     train_model = model
     if ddp:
@@ -453,16 +457,29 @@ def train(
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    pairs_per_epoch = sampler.pairs_per_epoch
-    per_step = config.pairs_per_step * world
-    steps_per_epoch = math.ceil(pairs_per_epoch / per_step)
+    if config.uses_pairs:
+        per_step = config.pairs_per_step * world
+        steps_per_epoch = math.ceil(sampler.pairs_per_epoch / per_step)
+    else:
+        steps_per_epoch = sampler.steps_per_epoch
     total_steps = steps_per_epoch * config.epochs
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
+    # The time budget: the loop gets what is left after the start (preprocessing) and a reserve
+    # for the final validation and checkpoint, so the whole run ends on time.
+    if position["overhead"] is None:
+        position["overhead"] = time.monotonic() - t_begin
+    val_frames = sum(min(len(dataset.tracklets[int(i)]), config.eval_frames)
+                     for i in np.unique(np.concatenate([split.query, split.gallery])))
+    reserve = 3.0 + (val_frames / 800.0 if config.eval_every else 0.0)
+    budget = config.minutes * 60.0
+    loop_budget = max(budget - position["overhead"] - reserve, 0.1 * budget) if budget else 0.0
+
     meta_base = {
         "training": config.to_dict(),
+        "recipe": config.recipe,
         "dataset": {"name": dataset.name, "root": str(dataset.root), "protocol": dataset.protocol,
                     "fingerprint": dataset.fingerprint, "split": config.split,
                     "train_ids": sampler.num_ids},
@@ -472,21 +489,37 @@ def train(
     acc: dict[str, float] = {}
     acc_n = 0
     last_report = 0.0
-    t_start = time.monotonic()
-    start_step = position["global_step"]
-    pairs_done = 0
-    stopped = False
-    val_rank1 = position.get("val_rank1")
+    tracklets_done = 0
+    t_loop = time.monotonic()
+    elapsed_at_start = float(position["elapsed"])
+    reason = "finished"
     spread = None
+    health = Health(num_classes=sampler.num_ids, steps_per_epoch=steps_per_epoch)
+    said_health: list[str] = []
+
+    def elapsed() -> float:
+        return elapsed_at_start + time.monotonic() - t_loop
+
+    def fraction() -> float:
+        by_steps = position["global_step"] / max(total_steps, 1)
+        return max(by_steps, elapsed() / loop_budget) if loop_budget else by_steps
+
+    def lr_now() -> float:
+        return config.lr_at(position["epoch"], fraction())
 
     def log(record: dict) -> None:
         if rank == 0:
-            with open(metrics_log, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            try:
+                with open(metrics_log, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                raise TrainingError(f"{metrics_log}: cannot write the metrics log ({exc.strerror or exc}); "
+                                    "is the disk full?") from None
 
     def checkpoint(tag: str | None = None) -> Path:
+        position["elapsed"] = elapsed()
         meta = {**meta_base, "epochs_done": position["epoch"], "global_step": position["global_step"],
-                "metrics": {"val_rank1": val_rank1}}
+                "metrics": {"val_rank1": position["val_rank1"], "val_map": position["val_map"]}}
         path = run_dir / "last.safetensors"
         clip_rngs = {f"clips{rank}": clip_rng}
         if ddp:
@@ -505,7 +538,12 @@ def train(
                     save_checkpoint(run_dir / f"{tag}.safetensors", model, model_cfg, meta)
             except OSError as exc:
                 raise TrainingError(f"{run_dir}: cannot write the checkpoint ({exc.strerror or exc}); "
-                                    "is the disk full?") from None
+                                    "is the disk full? The previous checkpoint is kept.") from None
+            except Exception as exc:  # safetensors reports a full disk as its own error type
+                if type(exc).__name__ != "SafetensorError":
+                    raise
+                raise TrainingError(f"{run_dir}: cannot write the checkpoint ({exc}); is the disk full? "
+                                    "The previous checkpoint is kept.") from None
         return path
 
     def report(message: str = "", force: bool = False) -> None:
@@ -514,20 +552,24 @@ def train(
         if not force and now - last_report < report_interval:
             return
         last_report = now
-        elapsed = max(now - t_start, 1e-9)
-        rate = pairs_done / elapsed
-        steps_left = total_steps - position["global_step"]
-        eta = steps_left * per_step / rate if rate > 0 else float("nan")
+        run_time = max(now - t_loop, 1e-9)
+        rate = tracklets_done / run_time
+        done = fraction()
+        steps_now = position["global_step"] - start_step
+        eta = (total_steps - position["global_step"]) * run_time / steps_now if steps_now else float("nan")
+        if loop_budget:
+            eta = min(eta, loop_budget - elapsed()) if math.isfinite(eta) else loop_budget - elapsed()
         losses = {k: v / max(acc_n, 1) for k, v in acc.items()}
         p = TrainProgress(
             epoch=position["epoch"], epochs=config.epochs, step=position["step"], steps_per_epoch=steps_per_epoch,
             global_step=position["global_step"], total_steps=total_steps, losses=losses,
-            lr=config.lr_at(position["epoch"]), pairs_per_s=rate, val_rank1=val_rank1, eta_s=eta,
-            attention_spread=spread, message=message,
+            lr=lr_now(), tracklets_per_s=rate, val_rank1=position["val_rank1"], eta_s=max(eta, 0.0),
+            attention_spread=spread, message=message, val_map=position["val_map"],
+            health=list(health.warnings.values()), fraction=done,
         )
         if losses:
             log({"epoch": p.epoch, "step": p.step, "global_step": p.global_step, "lr": p.lr,
-                 "pairs_per_s": rate, **{f"loss_{k}": v for k, v in losses.items()},
+                 "tracklets_per_s": rate, **{f"loss_{k}": v for k, v in losses.items()},
                  "attention_spread": spread, "time": time.time()})
         acc, acc_n = {}, 0
         if rank == 0:
@@ -543,81 +585,140 @@ def train(
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
 
+    def run_validation() -> None:
+        v = validate(model, dataset, split, cache, max_frames=config.eval_frames, use_flow=config.use_flow,
+                     has_attention=has_attention)
+        position["val_rank1"], position["val_map"] = v.rank1, v.mAP
+        log({"epoch": position["epoch"], "global_step": position["global_step"], "val_rank1": v.rank1,
+             "val_map": v.mAP, "val_attention_spread": v.attention_spread, "time": time.time()})
+        report(f"validation rank-1 {v.rank1:.3f}, mAP {v.mAP:.3f}", force=True)
+
+    def snapshot() -> dict:
+        return {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "position": copy.deepcopy(position), "rng": _rng_state_json(rng), "clip_rng": _rng_state_json(clip_rng),
+                "torch_rng": torch.get_rng_state()}
+
+    def epoch_batches() -> None:
+        """Draw the epoch's batches once (saved in the state, so a resumed run repeats them)."""
+        if config.uses_pairs:
+            position["order"] = sampler.epoch_order(rng).tolist()
+            position["pairs"] = [dataclasses.astuple(sampler.pair(np.array(position["order"]), i, rng))
+                                 for i in range(sampler.pairs_per_epoch)]
+        else:
+            position["batches"] = [[list(item) for item in b] for b in sampler.epoch(rng)]
+
+    def step_batch(s: int):
+        """This rank's clips of step ``s``: (x, mask, labels, same-flags or None, count)."""
+        if config.uses_pairs:
+            chunk = position["pairs"][s * per_step:(s + 1) * per_step]
+            mine = chunk[rank::world] or chunk[:1]
+            a_clips = [clips.clip(p[0], clip_rng) for p in mine]
+            b_clips = [clips.clip(p[1], clip_rng) for p in mine]
+            x, mask = stack_clips(a_clips + b_clips)
+            labs = torch.tensor([p[2] for p in mine] + [p[3] for p in mine])
+            same = torch.tensor([p[4] for p in mine], dtype=torch.bool)
+            return x, mask, labs, same, 2 * len(chunk)
+        batch = position["batches"][s]
+        if ddp:  # each rank takes whole identities, so its triplets have positives
+            ids = sorted({lab for _, lab in batch})
+            keep = set(ids[rank::world])
+            batch = [item for item in batch if item[1] in keep] or batch[:config.tracklets_per_id]
+        x, mask = stack_clips([clips.clip(t, clip_rng) for t, _ in batch])
+        return x, mask, torch.tensor([lab for _, lab in batch]), None, len(position["batches"][s])
+
+    start_step = position["global_step"]
+    last_healthy = snapshot()
     try:
         while position["epoch"] < config.epochs:
             epoch = position["epoch"]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr_at(epoch) * group["lr_scale"]
-            if position["order"] is None:
-                position["order"] = sampler.epoch_order(rng).tolist()
-                position["pairs"] = [dataclasses.astuple(sampler.pair(np.array(position["order"]), i, rng))
-                                     for i in range(pairs_per_epoch)]
-            pairs = position["pairs"]
+            if position["pairs" if config.uses_pairs else "batches"] is None:
+                epoch_batches()
             model.train()
             while position["step"] < steps_per_epoch:
                 if stop_requested():
-                    stopped = True
+                    reason = "stopped"
                     break
-                s = position["step"]
-                chunk = pairs[s * per_step : (s + 1) * per_step]
-                mine = chunk[rank::world]
-                if not mine:
-                    mine = chunk[:1]
-                a_clips = [clips.clip(p[0], clip_rng) for p in mine]
-                b_clips = [clips.clip(p[1], clip_rng) for p in mine]
-                x, mask = _stack(a_clips + b_clips)
-                x, mask = x.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-                n = len(mine)
-                la = torch.tensor([p[2] for p in mine], device=device)
-                lb = torch.tensor([p[3] for p in mine], device=device)
-                same = torch.tensor([p[4] for p in mine], device=device, dtype=torch.float32)
+                if loop_budget and elapsed() >= loop_budget:
+                    reason = "budget"
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now() * group["lr_scale"]
+                x, mask, labs, same, count = step_batch(position["step"])
+                x, mask, labs = x.to(device, non_blocking=True), mask.to(device, non_blocking=True), labs.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     out = train_model(x, mask)
-                    fa, fb = out.feature[:n].float(), out.feature[n:].float()
-                    lt = pair_loss(model, fa, fb, la, lb, loss_cfg, same=same.bool())
-                terms = {"total": lt.total, "hinge": lt.hinge, "id1": lt.id1, "id2": lt.id2, "sim": lt.sim}
-                loss = lt.total
+                    feats = out.feature.float()
+                    if same is not None:
+                        n = len(same)
+                        lt = pair_loss(model, feats[:n], feats[n:], labs[:n], labs[n:], loss_cfg, same=same.to(device))
+                        terms = {"total": lt.total, "hinge": lt.hinge, "id1": lt.id1, "id2": lt.id2, "sim": lt.sim}
+                        id_loss = 0.5 * (lt.id1 + lt.id2)
+                    else:
+                        bt = batch_loss(model, feats, labs, loss_cfg, out.attention.float() if has_attention else None,
+                                        mask)
+                        terms = {k: v for k, v in bt.as_dict().items()
+                                 if k == "total" or getattr(loss_cfg, f"weight_{k}", 1.0)}
+                        id_loss = bt.id if loss_cfg.weight_id else None
+                loss = terms["total"]
                 if not torch.isfinite(loss):
+                    kept = (f"The last good checkpoint is kept in {run_dir}"
+                            if (run_dir / "last.safetensors").is_file() else "No checkpoint was written yet")
                     raise TrainingError(
-                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {s + 1}: training diverged. "
-                        f"The last good checkpoint is kept in {run_dir}; lower the learning rate and resume.")
+                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {position['step'] + 1}: "
+                        f"training diverged. {kept}; lower the learning rate (--lr) and start again.")
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 for k, v in terms.items():
                     acc[k] = acc.get(k, 0.0) + float(v.detach())
                 acc_n += 1
-                att = out.attention.detach()
-                if att.shape[1] > 0:
-                    final = att[:, -1].float()
-                    m = mask.float()
-                    mean = (final * m).sum(1) / m.sum(1)
-                    spread = float((((final - mean[:, None]) ** 2 * m).sum(1) / m.sum(1)).sqrt().mean())
-                pairs_done += len(chunk)
+                stats = batch_stats(feats, out.attention if has_attention else None, mask, float(loss.detach()),
+                                    float(id_loss.detach()) if id_loss is not None else None)
+                spread = stats.attention_spread
+                health.update(stats, fraction())
+                if sorted(health.warnings) != said_health:  # a problem began or ended: log and show it
+                    said_health = sorted(health.warnings)
+                    log({"global_step": position["global_step"], "health": list(health.warnings.values()),
+                         "problems": said_health, "time": time.time()})
+                    report(force=True)
+                tracklets_done += count
                 position["step"] += 1
                 position["global_step"] += 1
+                if health.collapsed and config.stop_on_collapse:
+                    reason = "collapsed"
+                    break
                 report()
-            if stopped:
+            if reason != "finished":
                 break
             position["epoch"] += 1
             position["step"] = 0
-            position["order"] = None
-            position["pairs"] = None
+            position["order"] = position["pairs"] = position["batches"] = None
             done_epoch = position["epoch"]
-            if config.eval_every and (done_epoch % config.eval_every == 0 or done_epoch == config.epochs) and rank == 0:
-                val_rank1 = validation_rank1(model, dataset, split, cache, config, device)
-                position["val_rank1"] = val_rank1
-                log({"epoch": done_epoch, "global_step": position["global_step"], "val_rank1": val_rank1,
-                     "time": time.time()})
-                report(f"validation rank-1 {val_rank1:.3f}", force=True)
+            if config.eval_every and done_epoch % config.eval_every == 0 and done_epoch < config.epochs and rank == 0:
+                run_validation()
             if config.checkpoint_every and done_epoch % config.checkpoint_every == 0 and done_epoch < config.epochs:
                 checkpoint(f"epoch_{done_epoch:04d}")
+            if health.healthy:
+                last_healthy = snapshot()
     except torch.cuda.OutOfMemoryError:
         raise TrainingError(
-            f"the GPU ran out of memory; lower --pairs-per-step. The run folder {run_dir} is kept.") from None
+            f"the GPU ran out of memory; lower --pairs-per-step or --ids-per-batch. The run folder {run_dir} "
+            "is kept.") from None
+    if reason == "collapsed":
+        # Back to the weights (and optimizer, position, generators) of the last healthy epoch end.
+        model.load_state_dict(last_healthy["model"])
+        optimizer.load_state_dict(last_healthy["optimizer"])
+        position.clear()
+        position.update(last_healthy["position"])
+        rng = _rng_from_json(last_healthy["rng"])
+        clip_rng = _rng_from_json(last_healthy["clip_rng"])
+        torch.set_rng_state(last_healthy["torch_rng"])
+        log({"global_step": position["global_step"], "event": "collapsed: restored the weights of epoch "
+             f"{position['epoch']}", "time": time.time()})
     if ddp:
         # The replicas must hold the same weights (DDP averages gradients); check and log it.
         sums = replica_checksums(model)
@@ -625,15 +726,20 @@ def train(
             log({"ddp_weight_checksums": sums, "global_step": position["global_step"], "time": time.time()})
         if len(set(sums)) != 1:
             raise TrainingError(f"the {world} training processes ended with different weights: {sums}")
+    if reason in ("finished", "budget") and config.eval_every and rank == 0 and position["global_step"] > start_step:
+        run_validation()
     ckpt = checkpoint()
-    report("stopped" if stopped else "finished", force=True)
+    message = {"finished": "finished", "budget": f"time budget of {config.minutes:g} min reached",
+               "stopped": "stopped", "collapsed": "stopped: the embedding collapsed"}[reason]
+    report(message, force=True)
     if ddp:
         torch.distributed.barrier()
         if owns_process_group:
             # Left to interpreter shutdown, gloo's threads can abort the process
             # ("terminate called without an active exception") after a successful run.
             torch.distributed.destroy_process_group()
-    return TrainOutcome(run_dir, ckpt, stopped, position["epoch"], position["global_step"], val_rank1)
+    return TrainOutcome(run_dir, ckpt, reason in ("stopped", "collapsed"), position["epoch"], position["global_step"],
+                        position["val_rank1"], position["val_map"], reason)
 
 
 def weight_checksum(model) -> str:
@@ -657,49 +763,14 @@ def replica_checksums(model) -> list[str]:
     return [str(x) for x in out]
 
 
-def validation_rank1(model, dataset: VideoDataset, split, cache, config: TrainConfig, device) -> float:
-    """Rank-1 on the split's query/gallery with the first ``eval_frames`` frames (RCN evaluates
-    on 16-frame clips during training)."""
-    import torch
-
-    from reidviewer.data.transforms import test_transform
-    from reidviewer.engine.metrics import evaluate_rank
-    from reidviewer.model.inference import extract_features
-
-    was_training = model.training
-    model.eval()
-    feats = {}
-    with torch.inference_mode():
-        idx = np.unique(np.concatenate([split.query, split.gallery]))
-        clips = []
-        for i in idx:
-            n = len(dataset.tracklets[int(i)])
-            clip = np.array(test_transform(cache.network_input(int(i), slice(0, min(n, config.eval_frames)))),
-                            dtype=np.float32)
-            if not config.use_flow:
-                clip[:, 3:5] = 0
-            clips.append(torch.from_numpy(clip))
-        f = extract_features(model, clips).features.numpy()
-        for i, fi in zip(idx, f):
-            feats[int(i)] = fi
-    model.train(was_training)
-    qf = np.stack([feats[int(i)] for i in split.query])
-    gf = np.stack([feats[int(i)] for i in split.gallery])
-    d = np.sqrt(np.maximum(((qf[:, None, :] - gf[None, :, :]) ** 2).sum(-1), 0))
-    tr = dataset.tracklets
-    cmc, _ = evaluate_rank(d, np.array([tr[i].pid for i in split.query]), np.array([tr[i].pid for i in split.gallery]),
-                           np.array([tr[i].camid for i in split.query]), np.array([tr[i].camid for i in split.gallery]),
-                           max_rank=1)
-    return float(cmc[0])
-
-
 def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> TrainConfig:
     """The settings to resume ``run_dir`` with: the run's own, plus allowed changes.
 
     Args:
         run_dir: the run folder (holds ``config.json`` and ``state.json``).
-        requested: settings asked for now; its ``device``, its ``run_name`` (when set) and its
-            ``epochs`` (when not 0: train longer, or stop sooner) are taken, the rest ignored.
+        requested: settings asked for now; its ``device``, its ``run_name`` (when set), its
+            ``epochs`` (when not 0: train longer, or stop sooner) and its ``minutes`` (when not
+            0) are taken, the rest ignored.
 
     Raises:
         TrainingError: the run has no readable ``config.json``, or ``requested`` asks for
@@ -707,13 +778,16 @@ def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> Train
     """
     path = Path(run_dir) / "config.json"
     try:
-        saved = TrainConfig.from_dict(json.loads(path.read_text()))
+        saved = TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise TrainingError(f"{run_dir}: nothing to resume (no config.json in the run folder)") from None
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise TrainingError(f"{path}: cannot read the run's settings ({exc})") from exc
     if requested is not None:
         saved.device = requested.device
+        saved.threads = requested.threads
+        if requested.minutes:
+            saved.minutes = requested.minutes
         if requested.epochs:
             try:
                 done = int(json.loads((Path(run_dir) / "state.json").read_text())["position"]["epoch"])
@@ -725,49 +799,3 @@ def resumed_config(run_dir: Path, requested: TrainConfig | None = None) -> Train
             saved.epochs = requested.epochs
     saved.run_name = requested.run_name if requested is not None and requested.run_name else Path(run_dir).name
     return saved
-
-
-def run_training_cli(config: TrainConfig, args) -> int:
-    """``reidviewer train``: a progress line on stderr, Ctrl+C stops cleanly with a checkpoint."""
-    import signal
-    import sys
-
-    from reidviewer.workspace import Workspace
-
-    workspace = Workspace(args.workspace)
-    stop = {"asked": False}
-
-    def on_sigint(signum, frame) -> None:
-        if stop["asked"]:
-            raise KeyboardInterrupt
-        stop["asked"] = True
-        print("\nstopping after this step (Ctrl+C again to abort)…", file=sys.stderr)
-
-    old = signal.signal(signal.SIGINT, on_sigint)
-    tty = sys.stderr.isatty()
-
-    def show(p: TrainProgress) -> None:
-        losses = " ".join(f"{k} {v:.3f}" for k, v in p.losses.items())
-        val = f" val R1 {p.val_rank1:.3f}" if p.val_rank1 is not None else ""
-        eta = f" ETA {p.eta_s / 60:.1f} min" if math.isfinite(p.eta_s) else ""
-        line = (f"epoch {p.epoch + 1}/{p.epochs} step {p.step}/{p.steps_per_epoch} {losses} "
-                f"lr {p.lr:g} {p.pairs_per_s:.1f} pairs/s{val}{eta}")
-        if tty:
-            sys.stderr.write("\r" + line[:160].ljust(160))
-            sys.stderr.flush()
-        elif p.message:
-            print(line + f" ({p.message})", file=sys.stderr)
-
-    try:
-        outcome = train(config, workspace, progress=show, should_stop=lambda: stop["asked"], resume=args.resume)
-    finally:
-        signal.signal(signal.SIGINT, old)
-    if tty:
-        sys.stderr.write("\n")
-    rank, _ = _distributed()
-    if rank == 0:
-        state = "stopped" if outcome.stopped else "finished"
-        val = f", validation rank-1 {outcome.val_rank1:.3f}" if outcome.val_rank1 is not None else ""
-        print(f"{state} after {outcome.epochs_done} epochs ({outcome.global_step} steps){val}; "
-              f"checkpoint {outcome.checkpoint}")
-    return 0

@@ -3,7 +3,7 @@
 Each block is a strip of evenly spread frames above one heat row per iteration
 (``α(0)`` .. ``α(K)``) covering *every* frame the model saw, so the strip's thumbnails stand over
 the part of each row they belong to (small ticks mark the exact frames shown). RAN's attention is a
-per-frame sigmoid, ``α ∈ (0, 1)`` (SPEC a.2); it is drawn with viridis on the fixed 0–1 scale
+per-frame sigmoid, ``α ∈ (0, 1)`` (docs/method.md §3.3); it is drawn with viridis on the fixed 0–1 scale
 the app uses, the same for every block so they can be compared, or (``attention_scale
 "stretch"``) stretched to the figure's own range, which shows the small differences of a
 nearly uniform attention — the colour bar then says which range. SynthWalk records how much of the person each frame hides; that is shown as an extra

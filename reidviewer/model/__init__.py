@@ -1,4 +1,4 @@
-"""The RAN network (SPEC §a), its baselines, losses (§d), checkpoints and fast inference.
+"""The RAN network (docs/method.md §3), its baselines, losses (§d), checkpoints and fast inference.
 
 Names are loaded on first use, so ``reidviewer.model.config`` (ModelConfig) can be imported
 without torch; any other name imports torch.

@@ -157,25 +157,136 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _sniff_safetensors(weights: Path) -> None:
-    """Refuse anything that is not a safetensors file before a parser sees it."""
+#: safetensors dtype names and their sizes in bytes.
+_DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+#: torch dtype name (as the JSON sidecar writes it) → safetensors dtype name.
+_TORCH_TO_ST = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+_ST_TO_TORCH = {v: k for k, v in _TORCH_TO_ST.items()}
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    """Whether ``head`` starts a pickle stream: its opcodes parse (``pickletools`` only reads
+    them, it never executes anything) for a good stretch without an error."""
+    import io
+    import pickletools
+
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return True  # PROTO 2..5: every modern pickle, torch.save's legacy format included
     try:
-        with open(weights, "rb") as fh:
-            head = fh.read(9)
-            size = weights.stat().st_size
+        for count, _ in enumerate(pickletools.genops(io.BytesIO(head)), 1):
+            if count >= 8:
+                return True
+    except Exception:  # noqa: BLE001 - not a pickle, or one cut short by our read
+        return False
+    return False
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Validate a safetensors file's structure and return its tensor table, without reading data.
+
+    Checks, before anything else reads the file: it is a regular file (a FIFO or device would
+    block or never end), its 8-byte little-endian header length lies within the file, the
+    header is a JSON object, and every tensor has a known dtype, a shape of whole numbers and
+    data offsets inside the data area whose size matches dtype × shape. Pickles and
+    ``torch.save`` zips are recognised for what they are and refused.
+
+    Returns:
+        name → ``{"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}``.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(path, "is not a regular file (a FIFO, device or socket); refusing to read it")
+        with open(path, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(path, "checkpoint weights file not found") from None
     except OSError as exc:
-        raise CheckpointError(weights, f"cannot read checkpoint weights: {exc}") from exc
+        raise CheckpointError(path, f"cannot read checkpoint weights: {exc.strerror or exc}") from None
+    size = st.st_size
     if head[:2] == b"PK":
         raise CheckpointError(
-            weights, "is a zip archive (a torch.save file), not safetensors; refusing to load it (unpickling can run code)"
-        )
-    if head[:1] == b"\x80" or head[:1] in (b"(", b"}", b"]", b"c"):
-        raise CheckpointError(weights, "is a Python pickle, not safetensors; refusing to load it (unpickling can run code)")
-    if len(head) < 9:
-        raise CheckpointError(weights, "is too short to be a safetensors file")
+            path, "is a zip archive (a torch.save file), not safetensors; refusing to load it (unpickling can run code)")
+    if len(head) < 10:
+        raise CheckpointError(path, f"is too short ({size} bytes) to be a safetensors file")
     (n,) = struct.unpack("<Q", head[:8])
-    if n > min(_MAX_HEADER, size - 8) or head[8:9] != b"{":
-        raise CheckpointError(weights, "is not a safetensors file (bad header)")
+    bad_header = not (2 <= n <= min(_MAX_HEADER, size - 8))
+    doc = None
+    if not bad_header:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(8)
+                doc = json.loads(fh.read(n).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            bad_header = True
+    if bad_header or not isinstance(doc, dict):
+        if _looks_like_pickle(head):
+            raise CheckpointError(path, "is a Python pickle, not safetensors; refusing to load it "
+                                        "(unpickling can run code)")
+        if bad_header and len(head) >= 8 and n > size - 8:
+            raise CheckpointError(path, f"is not a safetensors file, or is truncated: its header claims {n:,} "
+                                        f"bytes but the file has {size:,}")
+        raise CheckpointError(path, "is not a safetensors file (the header is not a JSON object)")
+    data_size = size - 8 - n
+    table: dict[str, dict[str, Any]] = {}
+    ends = []
+    for name, entry in doc.items():
+        if name == "__metadata__":
+            continue
+        ok = (isinstance(entry, dict) and entry.get("dtype") in _DTYPE_SIZES
+              and isinstance(entry.get("shape"), list)
+              and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in entry["shape"])
+              and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+              and all(isinstance(o, int) and not isinstance(o, bool) for o in entry["data_offsets"]))
+        if not ok:
+            raise CheckpointError(path, f"safetensors header entry {name!r} is malformed")
+        begin, end = entry["data_offsets"]
+        count = 1
+        for d in entry["shape"]:
+            count *= d
+        if not 0 <= begin <= end <= data_size or end - begin != count * _DTYPE_SIZES[entry["dtype"]]:
+            raise CheckpointError(path, f"tensor {name!r} lies outside the file or does not match its shape "
+                                        f"{entry['shape']} and dtype {entry['dtype']} (truncated file?)")
+        ends.append(end)
+        table[name] = entry
+    return table
+
+
+def check_safetensors_file(path: str | Path, expected: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``read_safetensors_header``, and (with ``expected``: a sidecar's ``"tensors"``) check that
+    the names, shapes and dtypes are the ones the sidecar lists.
+
+    Raises:
+        CheckpointError: naming the file and the tensors that differ.
+    """
+    table = read_safetensors_header(path)
+    if expected is not None:
+        if not isinstance(expected, dict):
+            raise CheckpointError(path, "the metadata's \"tensors\" is not a table of tensors")
+        problems = []
+        for name in sorted(set(expected) | set(table)):
+            want, have = expected.get(name), table.get(name)
+            if want is None:
+                problems.append(f"{name} is in the weights but not in the metadata")
+            elif have is None:
+                problems.append(f"{name} is in the metadata but not in the weights")
+            elif not isinstance(want, dict) or list(want.get("shape", [])) != have["shape"] or \
+                    _TORCH_TO_ST.get(str(want.get("dtype"))) != have["dtype"]:
+                problems.append(f"{name}: the metadata says {want}, the weights hold {have['dtype']} {have['shape']}")
+        if problems:
+            raise CheckpointError(path, "weights and metadata disagree: " + "; ".join(problems[:5])
+                                  + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+    return table
 
 
 def load_checkpoint(
@@ -200,9 +311,9 @@ def load_checkpoint(
     if given.is_file() and given.suffix not in (WEIGHTS_SUFFIX, ".json"):
         raise CheckpointError(given, f"not a checkpoint: expected NAME{WEIGHTS_SUFFIX} with NAME.json beside it")
     weights, meta_path = checkpoint_paths(path)
-    if not weights.is_file():
+    if not weights.exists():
         raise CheckpointError(weights, "checkpoint weights file not found")
-    _sniff_safetensors(weights)
+    header = read_safetensors_header(weights)
     doc = read_checkpoint_meta(weights)
     arch = doc["architecture"]
     try:
@@ -212,6 +323,30 @@ def load_checkpoint(
     if config.head not in HEADS:
         raise CheckpointError(
             meta_path, f"unknown architecture: temporal head {config.head!r} (known: {', '.join(sorted(HEADS))})"
+        )
+    # The architecture's tensors, from a model built on the "meta" device (shapes only, no
+    # memory), against the header: a mismatch is named before any weight is read or allocated.
+    with torch.device("meta"):
+        expected = build_model(config).state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing:
+        problems.append("missing tensors: " + ", ".join(f"{k} {list(expected[k].shape)}" for k in missing))
+    if unexpected:
+        problems.append("unexpected tensors: " + ", ".join(f"{k} {header[k]['shape']}" for k in unexpected))
+    wrong = [
+        f"{k}: expected {list(expected[k].shape)} {str(expected[k].dtype).removeprefix('torch.')}, "
+        f"found {header[k]['shape']} {_ST_TO_TORCH.get(header[k]['dtype'], header[k]['dtype'])}"
+        for k in sorted(set(expected) & set(header))
+        if header[k]["shape"] != list(expected[k].shape)
+        or _TORCH_TO_ST.get(str(expected[k].dtype).removeprefix("torch.")) != header[k]["dtype"]
+    ]
+    if wrong:
+        problems.append("tensors of the wrong shape/dtype: " + "; ".join(wrong))
+    if problems:
+        raise CheckpointError(
+            weights, f"does not fit the architecture its metadata names (head {config.head!r}): " + " | ".join(problems)
         )
     expected_sha = doc.get("weights_sha256")
     if expected_sha and _sha256(weights) != expected_sha:
@@ -227,26 +362,6 @@ def load_checkpoint(
         raise CheckpointError(weights, f"cannot read safetensors weights: {exc}") from exc
 
     model = build_model(config)
-    expected = model.state_dict()
-    problems = []
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing:
-        problems.append("missing tensors: " + ", ".join(f"{k} {list(expected[k].shape)}" for k in missing))
-    if unexpected:
-        problems.append("unexpected tensors: " + ", ".join(f"{k} {list(tensors[k].shape)}" for k in unexpected))
-    wrong = [
-        f"{k}: expected {list(expected[k].shape)} {str(expected[k].dtype).removeprefix('torch.')}, "
-        f"found {list(tensors[k].shape)} {str(tensors[k].dtype).removeprefix('torch.')}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape or tensors[k].dtype != expected[k].dtype
-    ]
-    if wrong:
-        problems.append("tensors of the wrong shape/dtype: " + "; ".join(wrong))
-    if problems:
-        raise CheckpointError(
-            weights, f"does not fit the architecture its metadata names (head {config.head!r}): " + " | ".join(problems)
-        )
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(weights, "non-finite (NaN/Inf) values in tensors: " + ", ".join(sorted(bad)))

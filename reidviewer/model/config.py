@@ -1,6 +1,6 @@
-"""The architecture hyper-parameters of a video re-ID network (SPEC §a, §d).
+"""The architecture hyper-parameters of a video re-ID network (docs/method.md §3, §d).
 
-Every ambiguity SPEC resolves with a [CHOICE] is a field here, defaulting to SPEC's choice, so
+Every ambiguity of the paper is a field here (docs/method.md §7), defaulting to our choice, so
 an ablation is a config change and a checkpoint records exactly what was built. This module
 does not import torch, so the CLI and the app can read and edit configs cheaply.
 """
@@ -11,15 +11,58 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Temporal pooling P(α, X) (SPEC §a.2): ``mean`` = (1/T)·Σαx (default), ``sum`` = Σαx (the
+@dataclass(frozen=True)
+class HeadTraits:
+    """What a temporal head is, known without importing torch (the CLI and app list heads).
+
+    Attributes:
+        attention: it weights frames (its attention rows are learned), rather than pooling
+            them uniformly.
+        refines: it has refinement iterations K (``ModelConfig.iterations``).
+        description: one line for help texts.
+    """
+
+    attention: bool
+    refines: bool
+    description: str
+
+
+#: Every temporal head by name; ``reidviewer.model.heads.register_head`` adds to it.
+HEAD_TRAITS: dict[str, HeadTraits] = {
+    "ran": HeadTraits(True, True, "sigmoid temporal attention with K refinement iterations (the paper)"),
+    "mean": HeadTraits(False, False, "temporal mean pooling of the frame features"),
+    "rnn": HeadTraits(False, False, "RCN's recurrent layer, then the mean over time"),
+    "softmax": HeadTraits(True, True, "RAN's refinement with softmax attention (ablation)"),
+}
+
+#: Temporal pooling P(α, X) (docs/method.md §3.3–3.5): ``mean`` = (1/T)·Σαx (default), ``sum`` = Σαx (the
 #: paper's literal eq. 2), ``l1`` = Σαx / Σα (Gao & Nevatia's sigmoid + L1 normalisation).
 POOLINGS = ("mean", "sum", "l1")
-#: Activation between the two frame FC layers (SPEC §a.1 row 14).
+#: Activation between the two frame FC layers (docs/method.md §3.1 row 14).
 FC_ACTIVATIONS = ("tanh", "relu")
-#: Interpretation of the similarity loss (SPEC §d.3).
+#: Interpretation of the similarity loss (docs/method.md §4.3).
 SIMILARITIES = ("A", "B", "C")
-#: Weight initialisation: PyTorch's default (calibrated to train, SPEC §a.3) or He/Kaiming.
+#: Weight initialisation: PyTorch's default (calibrated to train, docs/method.md §3.9) or He/Kaiming.
 INITS = ("pytorch", "he")
+#: Activation after each conv stage (the paper's trunk: tanh).
+CONV_ACTIVATIONS = ("tanh", "relu")
+#: How the last conv stage's maps become the frame's vector: ``flatten`` (the paper: every
+#: position its own weights in the FC layer) or ``avg`` (global average pooling).
+TRUNK_POOLS = ("flatten", "avg")
+#: Widest layer a config may ask for (a checkpoint's JSON is checked before anything is built).
+MAX_WIDTH = 65_536
+#: Whole-number fields and their allowed ranges.
+INT_RANGES = (
+    ("iterations", 0, 64),
+    ("embedding_dim", 1, MAX_WIDTH),
+    ("hidden_dim", 1, MAX_WIDTH),
+    ("in_channels", 1, 64),
+    ("input_height", 1, 4096),
+    ("input_width", 1, 4096),
+    ("conv_kernel", 1, 31),
+    ("conv_padding", 0, 31),
+    ("num_classes", 0, 1_000_000),
+)
 
 
 @dataclass
@@ -30,7 +73,7 @@ class ModelConfig:
         head: temporal head name in ``reidviewer.model.heads.HEADS``: ``ran`` (sigmoid attention
             with refinement; ``iterations=0`` is RAN without refinement), ``softmax`` (the same
             with softmax over frames), ``mean`` (temporal mean pooling) or ``rnn`` (RCN).
-        iterations: refinement iterations K (SPEC: 3). Attention has K+1 rows (α⁽⁰⁾..α⁽ᴷ⁾).
+        iterations: refinement iterations K (the paper: 3). Attention has K+1 rows (α⁽⁰⁾..α⁽ᴷ⁾).
         pooling: P(α, X) for the sigmoid head, one of ``POOLINGS``.
         share_refinement: one θ' for all K refinement steps (True) or one per step (untied).
         attention_bias: add a bias to θᵀx and θ'ᵀ[x; f] (the paper writes none).
@@ -52,6 +95,13 @@ class ModelConfig:
         similarity_eps: ε inside the signed square root (its gradient is infinite at 0).
         init: ``pytorch`` (default init, uniform ±1/√fan_in) or ``he`` (kaiming_normal_, fan_in,
             zero biases).
+        batchnorm: BatchNorm after each conv (the ``fast`` recipe's trunk; the paper has none).
+        conv_activation: activation of each conv stage, ``tanh`` (the paper) or ``relu``.
+        bnneck: a BatchNorm between the video feature and the identity classifier (Luo et al.'s
+            "BNNeck": the triplet loss acts on the feature, the cross-entropy on its normalised
+            copy). The retrieval feature is the pooled feature either way.
+        trunk_pool: ``flatten`` the last conv maps (the paper, 2560 values) or ``avg`` them
+            over positions (one value per channel).
     """
 
     head: str = "ran"
@@ -75,12 +125,27 @@ class ModelConfig:
     similarity_symmetric: bool = False
     similarity_eps: float = 1e-8
     init: str = "pytorch"
+    batchnorm: bool = False
+    conv_activation: str = "tanh"
+    bnneck: bool = False
+    trunk_pool: str = "flatten"
     # Free-form note kept with the config (e.g. which ablation this is); not used to build.
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        self.conv_channels = tuple(int(c) for c in self.conv_channels)
         problems = []
+        for name, low, high in INT_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{name} must be a whole number, got {value!r}")
+            elif not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high:,}, got {value:,}")
+        channels = self.conv_channels
+        if not isinstance(channels, (list, tuple)) or not channels or len(channels) > 8 or any(
+                isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_WIDTH for c in channels):
+            problems.append(f"conv_channels must be 1 to 8 whole numbers in 1..{MAX_WIDTH}, got {channels!r}")
+        else:
+            self.conv_channels = tuple(int(c) for c in channels)
         if not isinstance(self.head, str) or not self.head:
             problems.append(f"head must be a non-empty name, got {self.head!r}")
         for name, allowed in (
@@ -88,30 +153,35 @@ class ModelConfig:
             ("fc_activation", FC_ACTIVATIONS),
             ("similarity", SIMILARITIES),
             ("init", INITS),
+            ("conv_activation", CONV_ACTIVATIONS),
+            ("trunk_pool", TRUNK_POOLS),
         ):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        if self.iterations < 0:
-            problems.append(f"iterations must be >= 0, got {self.iterations}")
-        for name in ("embedding_dim", "hidden_dim", "in_channels", "input_height", "input_width", "conv_kernel"):
-            if int(getattr(self, name)) <= 0:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if self.conv_padding < 0 or self.num_classes < 0:
-            problems.append("conv_padding and num_classes must be >= 0")
-        if not self.conv_channels or any(c <= 0 for c in self.conv_channels):
-            problems.append(f"conv_channels must be positive, got {self.conv_channels}")
+        for name in ("share_refinement", "attention_bias", "similarity_symmetric", "batchnorm", "bnneck"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("dropout", "rnn_dropout"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not (self.similarity_eps > 0 and math.isfinite(self.similarity_eps)):
-            problems.append(f"similarity_eps must be a positive number, got {self.similarity_eps}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                problems.append(f"{name} must be in [0, 1), got {value!r}")
+        eps = self.similarity_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
+            problems.append(f"similarity_eps must be a positive number, got {eps!r}")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
 
     @property
+    def has_attention(self) -> bool:
+        """Whether the head weights frames (``HEAD_TRAITS``); ``mean`` and ``rnn`` do not."""
+        traits = HEAD_TRAITS.get(self.head)
+        return bool(traits and traits.attention)
+
+    @property
     def attention_rows(self) -> int:
         """Rows of the attention output: K+1 for attention heads, 1 for ``mean`` and ``rnn``."""
-        return self.iterations + 1 if self.head in ("ran", "softmax") else 1
+        traits = HEAD_TRAITS.get(self.head)
+        return self.iterations + 1 if traits and traits.refines else 1
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (tuples become lists) that ``from_dict`` turns back into this config."""

@@ -4,7 +4,7 @@ A head owns two things:
 
 * ``embed``: the frame FC layers mapping the CNN's flattened maps (N, 2560) to frame features
   x_i (N, 128). For RAN (and the ``mean``/``softmax`` baselines) that is Dropout(0.6) →
-  Linear 2560→1024 → tanh → Linear 1024→128 (SPEC §a.1 rows 12–15); for RCN it is Dropout →
+  Linear 2560→1024 → tanh → Linear 1024→128 (docs/method.md §3.1 rows 12–15); for RCN it is Dropout →
   Linear 2560→128.
 * ``forward(x, mask)``: pools frame features (B, T, D) with a boolean mask (B, T) of real
   (non-padding) frames into ``(feature (B, D), attention (B, R, T))``. Padded frames get
@@ -16,7 +16,7 @@ a checkpoint names the one it was trained with.
 Registered heads:
 
 * ``ran``: sigmoid attention α⁽⁰⁾ = σ(θᵀx_i), then K refinements α⁽ᵏ⁾ = σ(θ'ᵀ[x_i; f⁽ᵏ⁻¹⁾])
-  with f⁽ᵏ⁾ = P(α⁽ᵏ⁾, X) (SPEC §a.2). ``iterations=0`` is RAN without refinement.
+  with f⁽ᵏ⁾ = P(α⁽ᵏ⁾, X) (docs/method.md §3.3–3.5). ``iterations=0`` is RAN without refinement.
 * ``softmax``: the same refinement structure with a softmax over the (real) frames in place of
   the sigmoid. The weights then sum to 1, so P is the weighted sum Σα_i x_i whatever
   ``pooling`` says.
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reidviewer.model.config import ModelConfig
+from reidviewer.model.config import HEAD_TRAITS, HeadTraits, ModelConfig
 
 
 class TemporalHead(nn.Module):
@@ -76,12 +76,22 @@ H = TypeVar("H", bound=type[TemporalHead])
 HEADS: dict[str, type[TemporalHead]] = {}
 
 
-def register_head(name: str) -> Callable[[H], H]:
-    """Class decorator registering a ``TemporalHead`` subclass under ``name``."""
+def register_head(name: str, traits: HeadTraits | None = None) -> Callable[[H], H]:
+    """Class decorator registering a ``TemporalHead`` subclass under ``name``.
+
+    Args:
+        name: the head's name (``ModelConfig.head``).
+        traits: what it is (attention or not, refinement iterations or not); needed for a
+            head not in ``HEAD_TRAITS`` yet.
+    """
 
     def deco(cls: H) -> H:
         if name in HEADS and HEADS[name] is not cls:
             raise ValueError(f"a temporal head named {name!r} is already registered ({HEADS[name].__name__})")
+        if traits is not None:
+            HEAD_TRAITS[name] = traits
+        elif name not in HEAD_TRAITS:
+            raise ValueError(f"temporal head {name!r} needs its traits (attention, refinement)")
         HEADS[name] = cls
         return cls
 
@@ -108,7 +118,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def attention_pool(alpha: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """P(α, X) of SPEC §a.2 for (B, T) weights (already 0 on padding) and (B, T, D) features.
+    """P(α, X) of docs/method.md §3.3–3.5 for (B, T) weights (already 0 on padding) and (B, T, D) features.
 
     ``mean``: (1/T)·Σα_i x_i with T the number of real frames (reduces to mean pooling at
     α ≡ 1); ``sum``: Σα_i x_i (literal eq. 2); ``l1``: Σα_i x_i / Σα_i.
@@ -125,7 +135,7 @@ def attention_pool(alpha: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, poo
 
 @register_head("ran")
 class RANHead(TemporalHead):
-    """Sigmoid temporal attention with K refinement iterations (SPEC §a.2, eqs. 1–4)."""
+    """Sigmoid temporal attention with K refinement iterations (docs/method.md §3.3–3.5, eqs. 1–4)."""
 
     def __init__(self, config: ModelConfig, flat_dim: int) -> None:
         super().__init__(config, flat_dim)
@@ -205,7 +215,7 @@ class MeanPoolHead(TemporalHead):
 
 @register_head("rnn")
 class RecurrentHead(TemporalHead):
-    """RCN's head (SPEC §a.1, exact): Dropout → Linear(2560→128) → recurrent layer → mean over t.
+    """RCN's head (docs/method.md §3.1, exact): Dropout → Linear(2560→128) → recurrent layer → mean over t.
 
     o_1 = e_1 + b_start; o_t = e_t + W_h·Dropout(tanh(o_{t−1})) + b_h; no output non-linearity.
     Padded frames are skipped: the state carries over them unchanged and they are left out

@@ -48,6 +48,12 @@ class VideoReIDNet(nn.Module):
         self.cnn = FrameCNN.from_config(config)
         self.head = HEADS[config.head](config, self.cnn.flat_dim)
         self.classifier = nn.Linear(config.embedding_dim, config.num_classes) if config.num_classes else None
+        self.neck: nn.BatchNorm1d | None = None
+        if config.bnneck:
+            # BNNeck (Luo et al. 2019): the classifier sees a normalised copy of the feature; its
+            # bias is frozen at 0 so the normalised features stay centred.
+            self.neck = nn.BatchNorm1d(config.embedding_dim)
+            self.neck.bias.requires_grad_(False)
         self.similarity: SimilarityHead = build_similarity(config)
         init_weights(self, config.init)
 
@@ -93,6 +99,8 @@ class VideoReIDNet(nn.Module):
         """Identity logits (B, num_classes) of video features (shared by both branches)."""
         if self.classifier is None:
             raise ValueError("this model has no identity classifier (num_classes is 0)")
+        if self.neck is not None:
+            feature = self.neck(feature)
         return self.classifier(feature)
 
     def similarity_logits(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
@@ -113,7 +121,7 @@ def _check_mask(mask: torch.Tensor | None, b: int, t: int, device: torch.device)
 
 def init_weights(model: nn.Module, scheme: str) -> None:
     """Initialise weights: ``pytorch`` keeps PyTorch's defaults; ``he`` draws every conv and linear
-    weight with ``kaiming_normal_`` (fan_in) and zeroes the biases (SPEC §a.3)."""
+    weight with ``kaiming_normal_`` (fan_in) and zeroes the biases (docs/method.md §3.9)."""
     if scheme == "pytorch":
         return
     if scheme != "he":

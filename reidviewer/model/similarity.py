@@ -1,4 +1,4 @@
-"""Similarity heads for the same/different loss L_sim (SPEC §d.3), used only in training.
+"""Similarity heads for the same/different loss L_sim (docs/method.md §4.3), used only in training.
 
 The paper's wording (inner product → signed square root → l2 normalisation → softmax) is
 degenerate for a scalar inner product, so three readings are offered. Every head returns

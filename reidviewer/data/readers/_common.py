@@ -14,7 +14,7 @@ import numpy as np
 
 from reidviewer.data.dataset import Split
 from reidviewer.data.tracklet import PackedNames, natural_key, sort_frames
-from reidviewer.errors import DatasetError
+from reidviewer.errors import DatasetError, UsageError
 
 #: Frame file extensions the readers accept (compared lower-case).
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -31,12 +31,24 @@ def check_protocol(reader: object, protocol: str) -> None:
     protocols = reader.protocols  # type: ignore[attr-defined]
     if protocol not in protocols:
         name = reader.name  # type: ignore[attr-defined]
-        raise ValueError(f"dataset {name!r} has no protocol {protocol!r}; choose one of {', '.join(protocols)}")
+        raise UsageError(f"dataset {name!r} has no protocol {protocol!r}; choose one of {', '.join(protocols)}")
 
 
 def is_image_name(name: str) -> bool:
     """True for a frame file name we read (``.png``/``.jpg``/``.jpeg``, any case, not hidden)."""
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTS)
+
+
+def check_name(folder: Path, name: str) -> str:
+    """``name`` if it is valid text; a file or folder name that is not valid UTF-8 (it
+    reaches Python as surrogate escapes) is an error naming where it is."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise DatasetError(folder, f"holds a file or folder whose name is not valid UTF-8 ({shown!r}); "
+                                   "rename it") from None
+    return name
 
 
 def list_subdirs(folder: Path) -> list[str]:
@@ -47,7 +59,7 @@ def list_subdirs(folder: Path) -> list[str]:
     """
     try:
         with os.scandir(folder) as it:
-            names = [e.name for e in it if not e.name.startswith(".") and e.is_dir()]
+            names = [check_name(folder, e.name) for e in it if not e.name.startswith(".") and e.is_dir()]
     except FileNotFoundError:
         raise DatasetError(folder, "folder is missing") from None
     except NotADirectoryError:
@@ -61,7 +73,7 @@ def list_frames(folder: Path) -> list[str]:
     """Frame file names in ``folder`` ordered by frame number (natural sort, not directory order)."""
     try:
         with os.scandir(folder) as it:
-            names = [e.name for e in it if is_image_name(e.name)]
+            names = [check_name(folder, e.name) for e in it if is_image_name(e.name)]
     except FileNotFoundError:
         raise DatasetError(folder, "folder is missing") from None
     except OSError as exc:
@@ -261,4 +273,11 @@ def load_mat_int(path: Path, var: str, *, ndim: int = 2, columns: int | None = N
                 path,
                 f"variable {var!r} must hold whole numbers (indices), but element ({pos}) is {arr[tuple(where)]!r}",
             )
+    # Indices and ids are small numbers; 1e300 would wrap to a negative int64.
+    too_big = np.abs(arr.astype(np.float64)) >= 2**31
+    if too_big.any():
+        where = np.argwhere(too_big)[0]
+        pos = ", ".join(str(int(i) + 1) for i in where)
+        raise DatasetError(path, f"variable {var!r} holds an out-of-range number at element ({pos}): "
+                                 f"{arr[tuple(where)]!r}")
     return arr.astype(np.int64)

@@ -1,4 +1,4 @@
-"""DukeMTMC-VideoReID reader (SPEC §e.4): fixed train / query / gallery folders.
+"""DukeMTMC-VideoReID reader (docs/method.md §6.2): fixed train / query / gallery folders.
 
 Layout (the root may be torchreid's ``dukemtmc-vidreid/`` or ``DukeMTMC-VideoReID/`` itself)::
 

@@ -6,7 +6,9 @@ Layout::
 
 ``train/`` is optional. Person and camera names are free text: pid is the position of the
 person's name among all person names of the three parts (natural order), so one name in
-query and gallery is one identity; camid likewise among camera names.
+query and gallery is one identity; camid likewise among camera names. A camera folder named
+``unknown`` (or ``unk``, ``none``, ``-1``, ``?``) holds tracklets whose camera is not known:
+their camid is ``UNKNOWN_CAMERA`` (-1), which evaluation never treats as "the same camera".
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 from reidviewer.data.dataset import Split, VideoDataset
 from reidviewer.data.readers._common import (
     FramePacker,
+    check_name,
     check_protocol,
     fingerprint,
     is_image_name,
@@ -27,7 +30,7 @@ from reidviewer.data.readers._common import (
     skipped_notice,
 )
 from reidviewer.data.registry import register_reader
-from reidviewer.data.tracklet import Tracklet, natural_key
+from reidviewer.data.tracklet import UNKNOWN_CAMERA, UNKNOWN_CAMERA_NAMES, Tracklet, natural_key
 from reidviewer.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -41,7 +44,7 @@ def _subdirs_no_frames(folder: Path, level: str) -> list[str]:
     """Sub-folders of ``folder`` (natural order); frames found at this level are a layout error."""
     try:
         with os.scandir(folder) as it:
-            entries = [(e.name, e.is_dir()) for e in it if not e.name.startswith(".")]
+            entries = [(check_name(folder, e.name), e.is_dir()) for e in it if not e.name.startswith(".")]
     except OSError as exc:
         raise DatasetError(folder, f"cannot be listed ({exc.strerror or exc})") from None
     stray = [n for n, is_dir in entries if not is_dir and is_image_name(n)]
@@ -92,7 +95,8 @@ def open_folder(root: Path, protocol: str = "standard") -> VideoDataset:
             raise DatasetError(root / PARTS[p], f"holds no tracklet with frames; expected {LAYOUT}")
 
     pid_of = _natural_index({f[1] for f in found})
-    camid_of = _natural_index({f[2] for f in found})
+    camid_of = _natural_index({f[2] for f in found if f[2].lower() not in UNKNOWN_CAMERA_NAMES})
+    camid_of.update({f[2]: UNKNOWN_CAMERA for f in found if f[2].lower() in UNKNOWN_CAMERA_NAMES})
     packer = FramePacker()
     for f in found:
         packer.add(f[3] + "/", f[4])

@@ -1,4 +1,4 @@
-"""iLIDS-VID reader (SPEC §e.1): two cameras, one sequence per person per camera, 10 splits.
+"""iLIDS-VID reader (docs/method.md §6.2): two cameras, one sequence per person per camera, 10 splits.
 
 Layout (the root may be the folder holding ``i-LIDS-VID/`` — torchreid's ``ilids-vid/`` — or
 ``i-LIDS-VID`` itself)::

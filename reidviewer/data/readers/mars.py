@@ -1,4 +1,4 @@
-"""MARS reader (SPEC §e.3): 1.19 M frames indexed from the ``info/`` metadata alone.
+"""MARS reader (docs/method.md §6.2): 1.19 M frames indexed from the ``info/`` metadata alone.
 
 Layout::
 
@@ -38,7 +38,7 @@ from reidviewer.data.dataset import Split, VideoDataset
 from reidviewer.data.readers._common import check_protocol, load_mat_int
 from reidviewer.data.registry import register_reader
 from reidviewer.data.tracklet import PackedNames, Tracklet
-from reidviewer.errors import DatasetError
+from reidviewer.errors import DatasetError, ReidViewerError
 
 if TYPE_CHECKING:
     from reidviewer.workspace import Workspace
@@ -302,7 +302,7 @@ def load_index(root: Path, info: Path, workspace: Workspace | None) -> tuple[Mar
         for old in path.parent.glob(f"mars-{where}-*.npz"):  # the previous key's cache is stale now
             old.unlink(missing_ok=True)
         index.save(path)
-    except OSError:
+    except (OSError, ReidViewerError):
         pass  # a read-only or full workspace only costs speed next time
     return index, False
 

@@ -1,4 +1,4 @@
-"""PRID-2011 reader (SPEC §e.2): two cameras, two protocols.
+"""PRID-2011 reader (docs/method.md §6.2): two cameras, two protocols.
 
 Layout (the root may be ``prid2011/`` or ``prid_2011/`` itself)::
 

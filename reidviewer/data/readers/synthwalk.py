@@ -1,6 +1,7 @@
-"""SynthWalk reader: the iLIDS-VID layout plus ``synthwalk.json`` with per-frame occlusion truth.
+"""SynthWalk reader: a real data set's layout plus ``synthwalk.json`` with per-frame occlusion truth.
 
-The frames and splits are read by the iLIDS-VID reader (the same code path as the real data);
+The frames and splits are read by the reader of the layout the set was written in
+(iLIDS-VID for the demo, the folder reader, or MARS: the same code path as the real data);
 this reader only recognises the sidecar first (higher priority) and attaches the ground-truth
 occlusion ratio of every frame. It does not import the generator (no OpenCV at import).
 """
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 #: The sidecar the generator writes last (``reidviewer.data.synthwalk.SIDECAR``).
 SIDECAR = "synthwalk.json"
+#: The reader of each layout the generator writes (``reidviewer.data.synthwalk_layouts``).
+LAYOUT_READERS = {"ilidsvid": "ilidsvid", "folder": "folder", "mars": "mars"}
 
 
 def load_sidecar(root: Path) -> tuple[dict[str, Any], bytes]:
@@ -50,8 +53,11 @@ class SynthWalkReader:
     """SynthWalk: a generated iLIDS-VID-layout set with ``synthwalk.json`` (occlusion truth)."""
 
     name = "synthwalk"
-    protocols = ("standard",)
-    description = "a SynthWalk set: the iLIDS-VID layout plus synthwalk.json (make one with 'reidviewer synth OUT')"
+    #: ``standard`` is the default protocol of the layout's reader; MARS-layout sets also take
+    #: MARS's ``torchreid`` and ``official``.
+    protocols = ("standard", "torchreid", "official")
+    description = ("a SynthWalk set: a real data set's layout plus synthwalk.json "
+                   "(make one with 'reidviewer synth OUT')")
     priority = 10
 
     def detect(self, root: Path) -> bool:
@@ -70,7 +76,14 @@ class SynthWalkReader:
         check_protocol(self, protocol)
         root = Path(root)
         data, raw = load_sidecar(root)
-        ds = get_reader("ilidsvid").open(root, "standard", workspace)
+        layout = data.get("layout", "ilidsvid")
+        if layout not in LAYOUT_READERS:
+            raise DatasetError(root / SIDECAR, f"unknown SynthWalk layout {layout!r} "
+                                               f"(known: {', '.join(LAYOUT_READERS)})")
+        inner = get_reader(LAYOUT_READERS[layout])
+        inner_protocol = inner.protocols[0] if protocol == "standard" else protocol
+        check_protocol(inner, inner_protocol)
+        ds = inner.open(root, inner_protocol, workspace)
         path = root / SIDECAR
         entries = data["tracklets"]
         occlusion: dict[str, np.ndarray] = {}
@@ -96,5 +109,6 @@ class SynthWalkReader:
                 len(mismatched), "tracklet(s) whose frames do not match synthwalk.json (no occlusion truth)",
                 mismatched))
         fp = hashlib.sha1(f"synthwalk\0{ds.fingerprint}\n".encode() + raw).hexdigest()[:16]
-        return dataclasses.replace(ds, name=self.name, protocol=protocol, protocols=self.protocols,
+        protocols = ("standard",) if layout != "mars" else ("standard",) + inner.protocols
+        return dataclasses.replace(ds, name=self.name, protocol=protocol, protocols=protocols,
                                    fingerprint=fp, notices=notices, occlusion=occlusion)

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from reidviewer.cli.common import add_dataset, add_device, add_workspace, stderr_progress, workspace_of
 from reidviewer.figures.options import DEFAULT_COUNT, DEFAULT_FRAMES, KINDS
 
 _EPILOG = """\
@@ -35,7 +36,7 @@ embedded as TrueType in PDF and kept as editable text in SVG.
 """
 
 
-def register(sub: Any, add_dataset, add_workspace) -> None:
+def register(sub: Any) -> None:
     """Add the ``export`` subcommand to the ``reidviewer`` parser."""
     p = sub.add_parser(
         "export",
@@ -51,8 +52,8 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
                    help="checkpoint to evaluate (repeat for cmc overlays)")
     p.add_argument("--results", metavar="FILE", action="append", default=[],
                    help="saved results file (.npz) to draw from (repeat for cmc overlays)")
-    p.add_argument("--split", type=int, default=0, help="split index (default 0)")
-    p.add_argument("--device", default="auto", help="device for evaluating a checkpoint (default auto)")
+    p.add_argument("--split", type=int, default=0, metavar="N", help="split number (default: 0)")
+    add_device(p)
     p.add_argument("--queries", metavar="Q", nargs="+", default=None,
                    help="query rows and/or person names (see below)")
     p.add_argument("--count", type=int, default=0,
@@ -82,17 +83,6 @@ def register(sub: Any, add_dataset, add_workspace) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _progress(label: str):
-    from reidviewer.cli import _stderr_progress
-
-    bar = _stderr_progress(label)
-
-    def report(done: int, total: int, text: str = "") -> None:
-        bar(done, total)
-
-    return report
-
-
 def _open_dataset(root: str | Path, name: str, protocol: str | None, ws):
     from reidviewer.data.registry import open_dataset
 
@@ -103,9 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``reidviewer export``: build the figure and write it."""
     from reidviewer.engine.results import Results
     from reidviewer.figures import FigureError, FigureOptions, export_figure, parse_queries
-    from reidviewer.workspace import Workspace
-
-    ws = Workspace(args.workspace)
+    ws = workspace_of(args)
     if not args.checkpoint and not args.results:
         raise FigureError("export", "give --checkpoint FILE (with --root DIR) or --results FILE")
     if args.kind != "cmc" and len(args.checkpoint) + len(args.results) > 1:
@@ -124,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise FigureError(path, "checkpoint file not found")
             results.append(compute_results(dataset, args.split, path, ws, device=args.device,
-                                           progress=_progress(f"evaluate {path.name}")))
+                                           progress=stderr_progress(f"evaluate {path.name}")))
             labels.append(path.stem)
     for rf in args.results:
         results.append(Results.load(rf))

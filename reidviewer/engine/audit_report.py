@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reidviewer.annotations.audit import OCCLUSION_THRESHOLD, AttentionAudit, audit_attention, occlusion_flags
+from reidviewer.engine.audit import OCCLUSION_THRESHOLD, AttentionAudit, audit_attention, occlusion_flags
 from reidviewer.annotations.edits import AnnotationError
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.transforms import sample_test_clip

@@ -17,7 +17,7 @@ per-tracklet figure should simply be NaN).
 Two figures per iteration:
 
 - **overall** (``auroc``): frames pooled over every audited tracklet. RAN attention is a
-  per-frame sigmoid (SPEC a.2), not a softmax over the tracklet, so attention values of
+  per-frame sigmoid (docs/method.md §3.3), not a softmax over the tracklet, so attention values of
   different tracklets are on one scale and pooling is meaningful.
 - **per tracklet** (``per_tracklet``): NaN where a tracklet has no flagged or no clear frame;
   ``mean_tracklet_auroc`` averages the defined ones.

@@ -1,0 +1,134 @@
+"""``reidviewer evaluate`` and ``reidviewer audit``: numbers from a checkpoint's results."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from reidviewer.cli.common import (
+    add_dataset,
+    add_device,
+    add_split,
+    add_workspace,
+    parse_split,
+    stderr_progress,
+    workspace_of,
+)
+from reidviewer.vocabulary import OPTION_HELP
+
+
+def register(sub: Any) -> None:
+    """Add ``evaluate`` and ``audit``."""
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint: CMC R1/R5/R10/R20, mAP and mINP",
+                       description="Evaluate a checkpoint on a dataset's split(s): CMC rank-1/5/10/20, mAP and "
+                                   "mINP, from the same results file the viewer shows (cached in the workspace).")
+    add_dataset(p)
+    add_workspace(p)
+    p.add_argument("--checkpoint", metavar="FILE", default=None, help=OPTION_HELP["checkpoint"])
+    add_split(p, allow_all=True)
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON")
+    add_device(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("audit", help="attention audit: AUROC of low attention for flagged / occluded frames",
+                       description="Does attention single out bad frames? The AUROC of low attention against the "
+                                   "frames flagged in the annotations (and SynthWalk's recorded occlusion), per "
+                                   "refinement iteration.")
+    add_dataset(p)
+    add_workspace(p)
+    p.add_argument("--checkpoint", metavar="FILE", default=None, help=OPTION_HELP["checkpoint"])
+    add_split(p)
+    p.add_argument("--threshold", type=float, default=0.3,
+                   help="SynthWalk occlusion ratio that flags a frame (default 0.3)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    add_device(p)
+    p.set_defaults(func=cmd_audit)
+
+
+def _progress_bar(label: str):
+    bar = stderr_progress(label)
+
+    def report(done: int, total: int, text: str = "") -> None:
+        bar(done, total)
+
+    return report
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` (atomically), saying so on stderr."""
+    from reidviewer.workspace import atomic_write_json
+
+    atomic_write_json(path, obj)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``reidviewer evaluate``: print a table; ``--json FILE`` writes the numbers."""
+    from reidviewer.annotations.apply import open_annotated
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.demo import default_checkpoint
+    from reidviewer.engine.evaluate import evaluate_splits
+
+    ws = workspace_of(args)
+    dataset = open_dataset(args.root, args.dataset, args.protocol, ws)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    splits = parse_split(args.split, len(dataset.splits))
+    for s in splits:
+        dataset.split(s)  # a split that does not exist: one line, before any work
+    dataset, version = open_annotated(dataset, ws)
+    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=_progress_bar("evaluate"),
+                              annotation_version=version)
+    print(format_metrics(summary))
+    if args.json:
+        write_json(args.json, summary)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``reidviewer audit``: attention against flagged frames, per iteration; ``--json FILE`` writes it."""
+    from reidviewer.annotations.apply import open_annotated
+    from reidviewer.annotations.store import AnnotationStore, store_filename
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.demo import default_checkpoint
+    from reidviewer.engine.audit_report import format_audit, run_audit
+    from reidviewer.engine.evaluate import compute_results
+
+    ws = workspace_of(args)
+    base = open_dataset(args.root, args.dataset, args.protocol, ws)
+    base.split(args.split)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    dataset, version = open_annotated(base, ws)
+    results = compute_results(dataset, args.split, checkpoint, ws, device=args.device,
+                              progress=_progress_bar("audit"), annotation_version=version)
+    path = ws.annotations_dir / store_filename(base.name, base.fingerprint) if base.fingerprint else None
+    store = AnnotationStore(path, base.fingerprint, base.name, mode="read") if path and path.is_file() else None
+    try:
+        report = run_audit(dataset, results, store, args.threshold)
+    finally:
+        if store is not None:
+            store.close()
+    report["checkpoint"] = str(checkpoint)
+    print(format_audit(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+def format_metrics(summary: dict) -> str:
+    """R1/R5/R10/R20/mAP/mINP as a small table (percentages)."""
+    keys = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
+    head = f"{'split':<8}{'R1':>8}{'R5':>8}{'R10':>8}{'R20':>8}{'mAP':>8}{'mINP':>8}"
+    lines = [
+        f"dataset {summary['dataset']} (protocol {summary['protocol']}), checkpoint {summary['checkpoint']}",
+        head,
+    ]
+
+    def row(label, d) -> str:
+        return f"{label:<8}" + "".join(f"{100 * d[k]:>8.1f}" if d.get(k) is not None else f"{'–':>8}" for k in keys)
+
+    for s in summary.get("per_split", []):
+        lines.append(row(s["split"], s))
+    if len(summary.get("per_split", [])) > 1:
+        lines.append(row("mean", summary))
+    return "\n".join(lines)
