@@ -326,7 +326,7 @@ def test_json_import_refuses_a_non_empty_store_and_bad_files(tmp_path, store, da
         doc = json.loads(path.read_text())
         doc["frame_flags"].append(["cam9/nobody", 0, "occluded"])
         bad.write_text(json.dumps(doc))
-        with pytest.raises(AnnotationError, match="bad.json: is inconsistent"):
+        with pytest.raises(AnnotationError, match=r"bad.json: frame_flags\[\d+\]: names tracklet .cam9/nobody."):
             import_json(fresh, bad)
         assert fresh.dump()["base"] == []  # nothing half-imported
 

@@ -72,6 +72,7 @@ from reidviewer.annotations.edits import (
     edit_from_params,
 )
 from reidviewer.annotations.schema import FORMAT, MIGRATIONS, SCHEMA_VERSION, STATE_TABLES
+from reidviewer.annotations.validate import check_dump, frame_problem
 
 if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
@@ -92,6 +93,25 @@ def _dumps(obj: Any) -> str:
 
 def _row_digest(table: str, key: list, value: list) -> int:
     return int.from_bytes(hashlib.sha256(_dumps([table, key, value]).encode("utf-8")).digest(), "big")
+
+
+def _write_problem(exc: sqlite3.OperationalError) -> str | None:
+    """What a user can do about an SQLite error on a write; ``None`` for other errors (bugs)."""
+    text = str(exc)
+    low = text.lower()
+    kept = "the change was not saved; every edit saved before is kept"
+    if "full" in low:
+        return f"cannot be written, the disk is full ({text}): free some space and try again; {kept}"
+    if "readonly" in low or "read-only" in low:
+        return (
+            f"cannot be written, it is read-only ({text}): make the file and its folder writable "
+            f"and reopen it; {kept}"
+        )
+    if "disk i/o" in low or "unable to open" in low:
+        return f"cannot be written ({text}): check the disk and that the folder is writable; {kept}"
+    if "locked" in low or "busy" in low:
+        return f"cannot be written, another process keeps it locked ({text}): try again; {kept}"
+    return None
 
 
 def store_filename(dataset_name: str, dataset_fingerprint: str) -> str:
@@ -351,6 +371,10 @@ class AnnotationStore:
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).lower():
+                raise AnnotationError(
+                    self.path, f"cannot be opened for writing, it is read-only ({exc}): make it writable or open it read-only"
+                ) from None
             raise AnnotationError(self.path, f"is not an annotation store ({exc})") from None
         return conn
 
@@ -525,16 +549,28 @@ class AnnotationStore:
             if self._lock is None:
                 raise AnnotationError(self.path, f"cannot be edited: {self.mode_reason}")
             cur = self.conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                txn = _Txn(self, cur)
-                yield txn
-                txn.finish()
-                cur.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    cur.execute("ROLLBACK")
-                raise
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    txn = _Txn(self, cur)
+                    yield txn
+                    txn.finish()
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except sqlite3.Error:  # pragma: no cover - SQLite rolls back on its own then
+                            pass
+                    raise
+            except sqlite3.OperationalError as exc:
+                # Every write goes through here: a full disk or a read-only file is one line
+                # about the store, and the transaction is rolled back, so every edit committed
+                # before stays as it was.
+                problem = _write_problem(exc)
+                if problem is None:
+                    raise
+                raise AnnotationError(self.path, problem) from None
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Cursor]:
@@ -679,9 +715,9 @@ class AnnotationStore:
             )
             base = self._require_keys(dict.fromkeys(r[0] for r in rows), "flag frames")
             for key, frame, flag in rows:
-                n = base[key][1]
-                if not 0 <= frame < n:
-                    raise AnnotationError(self.path, f"flag frames: frame {frame} is out of range for {key!r} ({n} frames)")
+                problem = frame_problem(key, frame, base[key][1])
+                if problem:
+                    raise AnnotationError(self.path, f"flag frames: {problem}")
                 txn.set("frame_flags", [key, frame, flag], None if edit.clear else [])
             return {}
         if isinstance(edit, FlagTracklets):
@@ -1002,15 +1038,11 @@ class AnnotationStore:
                 another dataset, or it is malformed.
         """
         src = Path(source)
-        try:
-            base_rows = [(str(k), int(p), int(n)) for k, p, n in data["base"]]
-            fingerprint = data["dataset"]["fingerprint"]
-            name = data["dataset"]["name"]
-            state = {t: [list(r) for r in data[t]] for t in STATE_TABLES}
-            edits = data["edits"]
-            events = data["events"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AnnotationError(src, f"is not an annotation export (missing or malformed {exc})") from None
+        # Every value is checked before anything is written (numbers that fit, known kinds,
+        # frame flags within their tracklet: the same check apply() makes).
+        checked = check_dump(data, src)
+        base_rows, fingerprint, name = checked["base"], checked["fingerprint"], checked["name"]
+        state, edits, events = checked["state"], checked["edits"], checked["events"]
         if self._fingerprint and fingerprint and fingerprint != self._fingerprint:
             raise AnnotationError(src, f"holds annotations of dataset fingerprint {fingerprint}, not {self._fingerprint}")
         base = self._base_map()
@@ -1031,7 +1063,6 @@ class AnnotationStore:
                         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", state[table]
                     )
                 for e in edits:
-                    edit_from_params(e["kind"], e["params"])  # refuse kinds/params this version cannot replay
                     cur.execute(
                         "INSERT INTO edits (id, kind, params, created_at, status, summary, result) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (e["id"], e["kind"], _dumps(e["params"]), e["created_at"], e["status"], e["summary"], _dumps(e["result"])),
@@ -1047,13 +1078,10 @@ class AnnotationStore:
                             for seq, c in enumerate(e["changes"])
                         ],
                     )
-                cur.executemany(
-                    "INSERT INTO events (id, edit_id, action, at) VALUES (?, ?, ?, ?)",
-                    [(ev["id"], ev["edit"], ev["action"], ev["at"]) for ev in events],
-                )
-                meta = [("revision", str(int(data.get("revision", 0))))]
-                if data.get("created_at"):
-                    meta.append(("created_at", str(data["created_at"])))
+                cur.executemany("INSERT INTO events (id, edit_id, action, at) VALUES (?, ?, ?, ?)", events)
+                meta = [("revision", str(checked["revision"]))]
+                if checked["created_at"]:
+                    meta.append(("created_at", checked["created_at"]))
                 for key, value in (("dataset_fingerprint", fingerprint), ("dataset_name", name)):
                     if value:
                         meta.append((key, str(value)))
