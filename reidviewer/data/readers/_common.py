@@ -180,15 +180,27 @@ def random_splits(
 def two_camera_splits(
     person_splits: Iterable[tuple[Iterable[int], Iterable[int]]],
     tracks_of: dict[int, tuple[int, int]],
+    *,
+    source: Path,
+    fix: str,
 ) -> list[Split]:
     """Splits for a two-camera dataset: train = both cameras, query = camera 0, gallery = camera 1.
 
     Args:
         person_splits: ``(train_pids, test_pids)`` per split.
         tracks_of: pid → (tracklet index in camera 0, tracklet index in camera 1).
+        source: where the splits came from (the split file, or the folder whose persons were
+            split at random), named when a split has no test person.
+        fix: what to do about such a split, for the message.
+
+    Raises:
+        DatasetError: a split has no test person: it would give 0 queries and an empty gallery.
     """
     splits = []
     for i, (train, test) in enumerate(person_splits):
+        test = list(test)
+        if not test:
+            raise DatasetError(source, f"split {i} has no test persons, so it would give 0 queries; {fix}")
         train_idx = sorted(j for p in train for j in tracks_of[p])
         query = sorted(tracks_of[p][0] for p in test)
         gallery = sorted(tracks_of[p][1] for p in test)

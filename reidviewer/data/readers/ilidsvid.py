@@ -184,7 +184,12 @@ def open_ilidsvid(root: Path, name: str = "ilidsvid", protocol: str = "standard"
             f"no split file ({SPLITS_DIR}/{SPLITS_MAT}); using {NUM_RANDOM_SPLITS} random 50/50 "
             f"person splits (seed {SPLIT_SEED})"
         )
-    splits = two_camera_splits(person_splits, tracks_of)
+    if split_file is not None:
+        fix = (f"the first half of its 'ls_set' row (split 0 is row 1), the test half, names only persons "
+               f"without frames in both cameras ({len(usable)} of {len(both)} persons have them)")
+    else:
+        fix = f"the random 50/50 splits need at least 2 persons with frames in both cameras, there are {len(usable)}"
+    splits = two_camera_splits(person_splits, tracks_of, source=split_file or seq, fix=fix)
 
     return VideoDataset(
         name=name,

@@ -367,6 +367,12 @@ def open_mars(root: Path, protocol: str = "torchreid", workspace: Workspace | No
         keep &= index.tracks[1][:, 2] != -1
         gallery = test_rows[keep]
         eval_rule = "market1501"
+        if len(gallery) == 0:
+            raise DatasetError(
+                info / QUERY_FILE,
+                "makes every test tracklet a query or leaves only distractors (pid -1), so the "
+                "torchreid gallery is empty; use --protocol official or fix query_IDX",
+            )
     split = Split(
         name="split 0",
         train=np.arange(n_train, dtype=np.int64),

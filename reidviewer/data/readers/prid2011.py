@@ -101,6 +101,9 @@ def read_splits_json(path: Path, known: dict[str, int]) -> list[tuple[list[int],
             if len(set(pids)) != len(pids):
                 raise DatasetError(path, f"split {i} {part} lists a person twice")
             parts.append(sorted(pids))
+        if not parts[1]:
+            raise DatasetError(path, f'split {i} has "test": [] -- no test persons, so it would give 0 queries; '
+                               "list at least one person in every split's test")
         both = set(parts[0]) & set(parts[1])
         if both:
             name = next(n for n, p in known.items() if p in both)
@@ -212,7 +215,12 @@ def open_prid2011(root: Path, protocol: str = "ran") -> VideoDataset:
         root=root,
         protocol=protocol,
         tracklets=tracklets,
-        splits=two_camera_splits(person_splits, tracks_of),
+        splits=two_camera_splits(
+            person_splits,
+            tracks_of,
+            source=split_file or ms,
+            fix=f"the random 50/50 splits need at least 2 persons seen by both cameras, there are {len(chosen)}",
+        ),
         protocols=Prid2011Reader.protocols,
         eval_rule="market1501",
         fingerprint=fingerprint(
