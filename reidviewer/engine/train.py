@@ -116,6 +116,33 @@ def run_is_started(run_dir: Path) -> bool:
 # ---------------------------------------------------------------------------- state files
 
 
+def drop_metrics_after(path: Path, global_step: int) -> int:
+    """Drop the records of a ``metrics.jsonl`` logged after ``global_step``; how many went.
+
+    A run killed after its last checkpoint has logged steps the resumed run will log again;
+    without this the log would repeat them. A line cut short by the kill is dropped too.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("global_step"), int) and record["global_step"] > global_step:
+            continue
+        kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        from reidviewer.workspace import atomic_write_text
+
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return dropped
+
+
 def _rng_state_json(rng: np.random.Generator) -> dict:
     return rng.bit_generator.state
 
@@ -447,6 +474,8 @@ def train(
             atomic_write_json(run_dir / "config.json", config.to_dict())  # resumed: e.g. more epochs
             if not resume:
                 (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            else:
+                drop_metrics_after(run_dir / "metrics.jsonl", int(position["global_step"]))
         except OSError as exc:
             raise TrainingError(f"{run_dir}: cannot write the run's settings ({exc.strerror or exc}); "
                                 "is the disk full or the folder read-only?") from None
