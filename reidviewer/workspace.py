@@ -50,6 +50,10 @@ def write_failure(path: str | Path, exc: OSError) -> WorkspaceError:
         what = "the disk is full; free some space (or use another --workspace) and try again"
     elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
         what = "cannot be written (read-only or no permission); choose another --workspace"
+    elif code is None and "requested and" in str(exc) and "written" in str(exc):
+        # numpy's tofile/np.save says "N requested and M written", with no errno, on a full disk.
+        what = (f"cannot be written ({exc}): the disk is probably full; free some space (or use "
+                "another --workspace) and try again")
     else:
         what = f"cannot be written ({exc.strerror or exc})"
     return WorkspaceError(path, what)
@@ -134,11 +138,16 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _temporary_beside(path, path.suffix)
+        mode = os.fstat(fd).st_mode & 0o777  # what the umask allows, as for every other file
         os.close(fd)
     except OSError as exc:
         raise write_failure(path, exc) from None
     try:
         writer(Path(tmp))
+        # A library may replace the file with its own (safetensors 0.8 writes a 0600 temporary
+        # and renames it): give it the mode our file had.
+        if os.stat(tmp).st_mode & 0o777 != mode:
+            os.chmod(tmp, mode)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
