@@ -35,13 +35,13 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from reidviewer.data.synthwalk import SynthConfig, generate, is_complete
-    from reidviewer.engine.evaluate import CHECKPOINT_DIR, DEFAULT_CHECKPOINT_NAME
+    from reidviewer.demo import CHECKPOINT_DIR, SHIPPED_CHECKPOINT
 
     base = Path(tempfile.mkdtemp(prefix="rv-eval-bench-"))
     data = Path(args.data) if args.data else base / "synth150"
     if not is_complete(data):
         generate(data, SynthConfig(ids=150, seed=0), overwrite=True)
-    ckpt = CHECKPOINT_DIR / DEFAULT_CHECKPOINT_NAME
+    ckpt = CHECKPOINT_DIR / SHIPPED_CHECKPOINT
     ws = base / "ws"
     cold = run(data, ckpt, ws)
     warm = run(data, ckpt, ws)

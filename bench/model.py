@@ -32,6 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import best_rate  # noqa: E402  (bench/_common.py)
+
 from reidviewer.model import ModelConfig, build_model, embed_frames, spec_reference_trunk  # noqa: E402
 from reidviewer.model.inference import compile_seconds  # noqa: E402
 
@@ -50,17 +52,6 @@ def macs_per_frame(model: torch.nn.Module) -> int:
     return total
 
 
-def best_rate(fn: Callable[[], Any], work: float, reps: int) -> float:
-    """Best ``work / seconds`` over ``reps`` timed calls (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return work / best
-
-
 def matmul_peak() -> float:
     """Best float32 FLOP/s of square ``torch.mm`` loops (1024² and 2048²).
 
@@ -75,7 +66,7 @@ def matmul_peak() -> float:
             for _ in range(loops):
                 torch.mm(a, b, out=out)
 
-        best = max(best, best_rate(run, 2.0 * n**3 * loops, reps=reps))
+        best = max(best, best_rate(run, 2.0 * n**3 * loops, reps))
     return best
 
 
@@ -148,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in batches:
             for name, fn in variants.items():
                 x = data[b]
-                fps[name][b] = max(fps[name][b], best_rate(lambda fn=fn, x=x: fn(x), b, reps=2 if b > 128 else 8))
+                fps[name][b] = max(fps[name][b], best_rate(lambda fn=fn, x=x: fn(x), b, 2 if b > 128 else 8))
 
     roofline = peak / (2.0 * macs)
     cnn_fps = fps["fast"][1024]

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import best_rate  # noqa: E402  (bench/_common.py)
+
 from reidviewer.data import frames as _frames  # noqa: E402  (sets OpenCV to one thread)
 from reidviewer.data.flow import compute_flow, dense_lk  # noqa: E402
 
@@ -55,17 +57,6 @@ def _moving_frames(num: int, height: int = 128, width: int = 64, seed: int = 0, 
     return out
 
 
-def _best_rate(fn, items: int, repeats: int) -> float:
-    """Items per second of ``fn()``, best of ``repeats`` runs (the least disturbed by other load)."""
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return items / best
-
-
 def _cpu_us(fn, items: int, repeats: int = 2) -> float:
     """CPU microseconds per item of ``fn()`` in this process (best of ``repeats``).
 
@@ -89,11 +80,11 @@ def measure_flow(num_frames: int = 128, repeats: int = 5, pyrlk_pairs: int = 3) 
     """
     rgb = _moving_frames(num_frames)
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]).astype(np.float32)
-    lk = _best_rate(lambda: dense_lk(gray), num_frames, repeats)
+    lk = best_rate(lambda: dense_lk(gray), num_frames, repeats)
     lk_cpu = _cpu_us(lambda: dense_lk(gray), num_frames, repeats)
     n_cv = min(num_frames, 32)
-    farneback = _best_rate(lambda: compute_flow(gray[:n_cv], "farneback"), n_cv, max(1, repeats // 2))
-    dis = _best_rate(lambda: compute_flow(gray[:n_cv], "dis"), n_cv, max(1, repeats // 2))
+    farneback = best_rate(lambda: compute_flow(gray[:n_cv], "farneback"), n_cv, max(1, repeats // 2))
+    dis = best_rate(lambda: compute_flow(gray[:n_cv], "dis"), n_cv, max(1, repeats // 2))
 
     g8 = gray.astype(np.uint8)
     h, w = g8.shape[1:]
@@ -105,7 +96,7 @@ def measure_flow(num_frames: int = 128, repeats: int = 5, pyrlk_pairs: int = 3) 
             # every pixel as a "feature": the way to get dense LK out of OpenCV's sparse tracker
             cv2.calcOpticalFlowPyrLK(g8[i - 1], g8[i], points, None)
 
-    pyr = _best_rate(pyrlk, pyrlk_pairs, 1)
+    pyr = best_rate(pyrlk, pyrlk_pairs, 1)
     return {
         "flow_fps": round(lk, 1),
         "flow_cpu_us_per_frame": round(lk_cpu, 1),
@@ -163,7 +154,7 @@ def measure_preprocess(num_tracklets: int = 40, frames_per_tracklet: int = 50, w
         dataset = VideoDataset("bench", root, "default", tracklets, [], fingerprint="bench")
         total = len(paths)
 
-        decode_1 = _best_rate(lambda: _decode_chunk(paths), total, 2)
+        decode_1 = best_rate(lambda: _decode_chunk(paths), total, 2)
         decode_cpu = _cpu_us(lambda: _decode_chunk(paths), total)
         # The cache's own pool context: this also starts its forkserver (a once-per-session
         # cost, as in the app), so the preprocessing timing below sees warm start-up.
@@ -175,7 +166,7 @@ def measure_preprocess(num_tracklets: int = 40, frames_per_tracklet: int = 50, w
             def decode_parallel() -> None:
                 assert sum(pool.map(_decode_chunk, chunks)) == total
 
-            decode_n = _best_rate(decode_parallel, total, 2)
+            decode_n = best_rate(decode_parallel, total, 2)
 
         # Best of two fills into fresh caches (as the decode baselines are best of two runs).
         elapsed = float("inf")

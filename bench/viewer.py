@@ -37,13 +37,14 @@ def prepare(base: Path) -> tuple[Path, Path, Path]:
     """Demo data, checkpoint and a workspace with the results cached."""
     from reidviewer.data.registry import open_dataset
     from reidviewer.data.synthwalk import SynthConfig, generate, is_complete
-    from reidviewer.engine.evaluate import CHECKPOINT_DIR, DEFAULT_CHECKPOINT_NAME, compute_results
+    from reidviewer.demo import CHECKPOINT_DIR, SHIPPED_CHECKPOINT
+    from reidviewer.engine.evaluate import compute_results
     from reidviewer.workspace import Workspace
 
     data = base / "synthwalk-150"
     if not is_complete(data):
         generate(data, SynthConfig(ids=150, seed=0), overwrite=True)
-    ckpt = CHECKPOINT_DIR / DEFAULT_CHECKPOINT_NAME
+    ckpt = CHECKPOINT_DIR / SHIPPED_CHECKPOINT
     if not ckpt.is_file():
         import torch
 

@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_dataset", "evaluate_rank"]
+__all__ = ["__version__", "open_dataset", "evaluate_rank", "results_from_arrays", "register_model"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +24,12 @@ def __getattr__(name: str) -> Any:
         from reidviewer.engine.metrics import evaluate_rank
 
         return evaluate_rank
+    if name == "results_from_arrays":
+        from reidviewer.engine.importer import results_from_arrays
+
+        return results_from_arrays
+    if name == "register_model":
+        from reidviewer.model.plugins import register_model
+
+        return register_model
     raise AttributeError(f"module 'reidviewer' has no attribute {name!r}")

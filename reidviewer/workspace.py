@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 from reidviewer.errors import ReidViewerError
 
@@ -60,19 +60,46 @@ def write_failure(path: str | Path, exc: OSError) -> WorkspaceError:
 
 
 def _temporary_beside(path: Path, suffix: str) -> tuple[int, Path]:
-    """Create a new temporary file beside ``path``: ``(fd, its path)``.
+    """Create ``path``'s folder and a new temporary file beside ``path``: ``(fd, its path)``.
 
     ``os.open`` with mode 0o666 lets the process umask decide the permissions, as for any file
     the user creates (``mkstemp``'s are 0600, and reading the umask means setting it, which is
     not thread-safe).
+
+    Raises:
+        WorkspaceError: the folder or the file cannot be created.
     """
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+            try:
+                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free temporary name beside {path}")
+    except OSError as exc:
+        raise write_failure(path, exc) from None
+
+
+@contextmanager
+def _replacing(path: Path, tmp: Path) -> Iterator[None]:
+    """Rename ``tmp`` over ``path`` once the body (which writes ``tmp``) is done.
+
+    On an exception ``tmp`` is removed and ``path`` is left as it was; an ``OSError`` becomes
+    the ``WorkspaceError`` naming ``path``.
+    """
+    try:
+        yield
+        os.replace(tmp, path)
+    except BaseException as exc:
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise write_failure(path, exc) from None
+        raise
 
 
 @contextmanager
@@ -90,26 +117,12 @@ def atomic_open(path: str | Path, mode: str = "wb", durable: bool = True) -> Ite
             never expose a partial file either way, since the rename is atomic.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temporary_beside(path, ".tmp")
-    except OSError as exc:
-        raise write_failure(path, exc) from None
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise write_failure(path, exc) from None
-        raise
+    fd, tmp = _temporary_beside(path, ".tmp")
+    with _replacing(path, tmp), os.fdopen(fd, mode) as fh:
+        yield fh
+        fh.flush()
+        if durable:
+            os.fsync(fh.fileno())
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -135,14 +148,12 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     temporary file and leaves ``path`` as it was; an ``OSError`` becomes a ``WorkspaceError``.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temporary_beside(path, path.suffix)
-        mode = os.fstat(fd).st_mode & 0o777  # what the umask allows, as for every other file
-        os.close(fd)
-    except OSError as exc:
-        raise write_failure(path, exc) from None
-    try:
+    fd, tmp = _temporary_beside(path, path.suffix)
+    with _replacing(path, tmp):
+        try:
+            mode = os.fstat(fd).st_mode & 0o777  # what the umask allows, as for every other file
+        finally:
+            os.close(fd)
         writer(Path(tmp))
         # A library may replace the file with its own (safetensors 0.8 writes a 0600 temporary
         # and renames it): give it the mode our file had.
@@ -150,15 +161,23 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
             os.chmod(tmp, mode)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise write_failure(path, exc) from None
-        raise
+
+
+class _SubFolder:
+    """A ``Workspace`` attribute: the path of one of its sub-folders, created on first use."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, workspace: None, owner: type | None = None) -> _SubFolder: ...
+
+    @overload
+    def __get__(self, workspace: Workspace, owner: type | None = None) -> Path: ...
+
+    def __get__(self, workspace: Workspace | None, owner: type | None = None) -> Path | _SubFolder:
+        return self if workspace is None else workspace._sub(self.name)
 
 
 class Workspace:
@@ -182,32 +201,9 @@ class Workspace:
             raise write_failure(p, exc) from None
         return p
 
-    @property
-    def cache_dir(self) -> Path:
-        """Dataset index caches and preprocessed frames."""
-        return self._sub("cache")
-
-    @property
-    def results_dir(self) -> Path:
-        """Results files, one per (checkpoint, dataset, split)."""
-        return self._sub("results")
-
-    @property
-    def runs_dir(self) -> Path:
-        """Training runs: config, metrics log, checkpoints."""
-        return self._sub("runs")
-
-    @property
-    def annotations_dir(self) -> Path:
-        """Annotation stores (SQLite)."""
-        return self._sub("annotations")
-
-    @property
-    def figures_dir(self) -> Path:
-        """Exported figures."""
-        return self._sub("figures")
-
-    @property
-    def datasets_dir(self) -> Path:
-        """Data sets the app generates itself (the SynthWalk demo)."""
-        return self._sub("datasets")
+    cache_dir = _SubFolder("cache", "Dataset index caches and preprocessed frames.")
+    results_dir = _SubFolder("results", "Results files, one per (checkpoint, dataset, split).")
+    runs_dir = _SubFolder("runs", "Training runs: config, metrics log, checkpoints.")
+    annotations_dir = _SubFolder("annotations", "Annotation stores (SQLite).")
+    figures_dir = _SubFolder("figures", "Exported figures.")
+    datasets_dir = _SubFolder("datasets", "Data sets the app generates itself (the SynthWalk demo).")

@@ -79,7 +79,7 @@ def main() -> int:
         model = {"pooling": args.pooling} if head == "ran" else {}
         cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr, model=model,
                           attention_lr_scale=args.attention_lr_scale,
-                          pairs_per_step=args.pairs_per_step, milestones=(int(e * 0.6), int(e * 0.85)),
+                          recipe="paper", pairs_per_step=args.pairs_per_step, milestones=(int(e * 0.6), int(e * 0.85)),
                           eval_every=max(e // 4, 1), checkpoint_every=0,
                           run_name=run_names.get(name, f"ship-{name}{args.tag}"), seed=1)
         t0 = time.time()
@@ -89,7 +89,7 @@ def main() -> int:
             if time.time() - last[0] > 30 or p.message:
                 last[0] = time.time()
                 print(f"[{name}] {time.time() - t0:6.0f}s epoch {p.epoch}/{p.epochs} step {p.step} "
-                      f"{p.pairs_per_s:.1f} pairs/s total {p.losses.get('total', float('nan')):.3f} "
+                      f"{p.tracklets_per_s:.1f} tracklets/s total {p.losses.get('total', float('nan')):.3f} "
                       f"val R1 {p.val_rank1} spread {p.attention_spread} {p.message}", flush=True)
 
         resume = (ws.runs_dir / cfg.run_name / "state.json").is_file()

@@ -67,6 +67,17 @@ def make_results(dataset, failures: int = 2, attention: bool = True, seed: int =
     )
 
 
+def make_saved(base: Path, results_name: str):
+    """``make_dataset`` and ``make_results`` in a workspace under ``base``, the results saved in
+    its results folder as ``results_name``: ``(dataset, results, results file, workspace)``."""
+    from reidviewer.workspace import Workspace
+
+    ws = Workspace(base / "ws")
+    dataset = make_dataset(base / "ilids", ws)
+    results = make_results(dataset)
+    return dataset, results, results.save(ws.results_dir / results_name), ws
+
+
 def svg_texts(path: Path) -> list[str]:
     """The text of every ``<text>`` element of an SVG (parsed as XML: it must be valid)."""
     root = ET.parse(path).getroot()

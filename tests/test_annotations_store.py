@@ -8,15 +8,7 @@ import pytest
 from _annotations_fixtures import MISLABELLED, make_dataset
 
 from reidviewer.annotations import (
-    AnnotationError,
-    AnnotationStore,
-    BulkFrameFlags,
-    FlagFrames,
-    FlagTracklets,
-    Merge,
-    Relabel,
-    SetNote,
-    Split,
+    AnnotationError, AnnotationStore, BulkFrameFlags, FlagFrames, FlagTracklets, Merge, Relabel, SetNote, Split,
 )
 from reidviewer.annotations.exchange import (
     export_frame_flags_csv,

@@ -66,13 +66,13 @@ def test_m_merges_the_selected_retrieval_into_the_query_identity(window, qtbot):
     target = wrong[0]
     q = window.current_query
     window.show_gallery(target.gallery_row)
-    assert "false match" in window.gallery.caption.text()
+    assert "false match" in window.gallery.title.text()
     before_truth = len(s.results.true_matches(q)[0])
 
     qtbot.keyClick(window, Qt.Key.Key_M)
     s = window.session
     assert s.is_match(q, target.gallery_row)
-    assert "true match" in window.gallery.caption.text()
+    assert "true match" in window.gallery.title.text()
     tile = [t.data for t in window.ranked.ranked.tiles if t.data is not None and t.data.gallery_row == target.gallery_row][0]
     assert tile.is_match
     assert len(s.results.true_matches(q)[0]) > before_truth
@@ -83,7 +83,7 @@ def test_m_merges_the_selected_retrieval_into_the_query_identity(window, qtbot):
 
     qtbot.keyClick(window, Qt.Key.Key_Z, CTRL)
     assert not window.session.is_match(q, target.gallery_row)
-    assert "false match" in window.gallery.caption.text()
+    assert "false match" in window.gallery.title.text()
 
 
 def test_results_computed_after_an_edit_record_the_annotation_version(window, qtbot, workspace):

@@ -89,7 +89,7 @@ def test_clicking_a_retrieval_loads_it_in_the_gallery_player(window, qtbot):
     assert window.current_gallery == row
     expected = [str(p) for p in window.session.gallery_tracklet(row).frame_paths()]
     assert window.gallery.paths == expected
-    assert "rank 3" in window.gallery.caption.text()
+    assert "rank 3" in window.gallery.title.text()
 
 
 def test_sorting_by_ap_puts_a_failing_query_first(window):

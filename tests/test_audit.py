@@ -136,3 +136,13 @@ def test_bad_input_is_refused_with_the_reason():
         audit_attention({"a": np.array([[0.1, np.nan, 0.3]])}, flags)
     with pytest.raises(AnnotationError, match="no frame of the 1 audited tracklets is flagged"):
         audit_attention({"a": np.ones((1, 3))}, {"a": np.zeros(3, dtype=bool)})
+
+
+@pytest.mark.parametrize("shape, levels", [((9,), 3), ((4, 12), 2), ((2, 3, 17), 5), ((1, 1), 1), ((3, 40), 1000)])
+def test_average_ranks_equal_scipys_with_ties(shape, levels):
+    from scipy.stats import rankdata
+
+    from reidviewer.engine.audit import average_ranks
+
+    x = np.random.default_rng(sum(shape)).integers(0, levels, size=shape).astype(float)
+    assert np.array_equal(average_ranks(x), rankdata(x, method="average", axis=-1))

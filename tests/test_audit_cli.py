@@ -6,12 +6,16 @@ import json
 from reidviewer.cli import main
 
 
-def test_audit_writes_one_auroc_per_iteration(synth_root, random_checkpoint, shared_workspace, tmp_path, capsys):
-    out = tmp_path / "audit.json"
-    rc = main(["audit", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
-               "--workspace", str(shared_workspace.root), "--json", str(out)])
+def audit(root, checkpoint, workspace, out) -> dict:
+    """``reidviewer audit`` on ``root`` with ``checkpoint``, succeeding; its JSON report."""
+    rc = main(["audit", "--root", str(root), "--checkpoint", str(checkpoint),
+               "--workspace", str(workspace.root), "--json", str(out)])
     assert rc == 0
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_audit_writes_one_auroc_per_iteration(synth_root, random_checkpoint, shared_workspace, tmp_path, capsys):
+    report = audit(synth_root, random_checkpoint, shared_workspace, tmp_path / "audit.json")
     assert report["source"] == "occlusion"
     assert len(report["auroc"]) == 4  # K = 3: iterations 0..3
     assert all(a is None or 0.0 <= a <= 1.0 for a in report["auroc"])
@@ -30,11 +34,7 @@ def test_audit_uses_frames_flagged_in_the_store(synth_root, random_checkpoint, w
     with AnnotationStore.for_dataset(workspace, dataset) as store:
         store.apply(FlagFrames(t.key, (0, 1, 2), "occluded"))
         version = store.version()
-    out = tmp_path / "audit.json"
-    rc = main(["audit", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
-               "--workspace", str(workspace.root), "--json", str(out)])
-    assert rc == 0
-    report = json.loads(out.read_text())
+    report = audit(synth_root, random_checkpoint, workspace, tmp_path / "audit.json")
     assert report["source"] == "annotations"
     assert report["annotation_version"] == version
     assert report["flagged"] == 3

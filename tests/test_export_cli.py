@@ -7,19 +7,13 @@ from pathlib import Path
 import cv2
 import pytest
 
-from figures_fixtures import make_dataset, make_results, pdf_font_report, svg_texts
+from figures_fixtures import make_results, make_saved, pdf_font_report, svg_texts
 from reidviewer.cli import main
-from reidviewer.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cli")
-    ws = Workspace(base / "ws")
-    dataset = make_dataset(base / "ilids", ws)
-    results = make_results(dataset)
-    path = results.save(ws.results_dir / "ilids-split0.npz")
-    return dataset, results, path, ws
+    return make_saved(tmp_path_factory.mktemp("cli"), "ilids-split0.npz")
 
 
 def run(*argv: str) -> int:

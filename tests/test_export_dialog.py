@@ -12,19 +12,14 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
-from figures_fixtures import make_dataset, make_results, svg_normalised, svg_texts  # noqa: E402
+from figures_fixtures import make_saved, svg_normalised, svg_texts  # noqa: E402
 from reidviewer.app.export_dialog import ExportDialog  # noqa: E402
 from reidviewer.cli import main  # noqa: E402
-from reidviewer.workspace import Workspace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp("dlg")
-    ws = Workspace(base / "ws")
-    dataset = make_dataset(base / "ilids", ws)
-    results = make_results(dataset)
-    return dataset, results, results.save(ws.results_dir / "r.npz"), ws
+    return make_saved(tmp_path_factory.mktemp("dlg"), "r.npz")
 
 
 def open_dialog(qtbot, *args, **kwargs) -> ExportDialog:

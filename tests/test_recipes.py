@@ -159,11 +159,13 @@ def test_label_smoothed_cross_entropy_matches_a_hand_computed_case():
 
 def test_recipes_fill_their_defaults_and_old_configs_read_as_paper_runs():
     fast, paper = TrainConfig(recipe="fast"), TrainConfig(recipe="paper")
-    assert fast.optimizer == "adam" and fast.schedule == "cosine" and fast.model["batchnorm"] is True
+    assert fast.optimizer == "adam" and fast.schedule == "cosine" and fast.model["dropout"] == 0.0
+    assert fast.attention_lr_scale == 100.0 and fast.loss["weight_attention_level"] == 1.0 and fast.seq_len == 2 and fast.clip_sampling == "restricted"
     assert paper.optimizer == "sgd" and paper.epochs == 1000 and paper.milestones == (300, 600)
-    assert paper.model == {} and paper.loss == {}
-    mine = TrainConfig(recipe="fast", model={"pooling": "mean"})
-    assert mine.model["pooling"] == "mean" and mine.model["batchnorm"] is True  # merged, mine wins
+    assert paper.model == {} and paper.loss == {} and paper.attention_lr_scale == 1.0 and paper.seq_len == 16
+    mine = TrainConfig(recipe="fast", model={"pooling": "l1"}, attention_lr_scale=1.0)
+    assert mine.model["pooling"] == "l1" and mine.model["dropout"] == 0.0  # merged, mine wins
+    assert mine.attention_lr_scale == 1.0
     again = TrainConfig.from_dict(json.loads(json.dumps(fast.to_dict())))
     assert again == fast
     old = {k: v for k, v in paper.to_dict().items() if k not in ("recipe", "minutes", "optimizer")}
@@ -206,7 +208,7 @@ def test_a_tiny_fast_run_lowers_the_loss(folder_root, shared_workspace):
     assert vals and all(0 <= r["val_rank1"] <= 1 and 0 <= r["val_map"] <= 1 for r in vals)
     meta = json.loads((out.run_dir / "last.json").read_text())
     assert meta["recipe"] == "fast" and meta["training"]["recipe"] == "fast"
-    assert meta["architecture"]["batchnorm"] is True
+    assert meta["architecture"]["dropout"] == 0.0 and meta["architecture"]["bnneck"] is True
     assert json.loads((out.run_dir / "config.json").read_text())["recipe"] == "fast"
 
 
@@ -232,6 +234,20 @@ def test_a_time_budget_stops_the_run_with_a_checkpoint_and_an_annealed_schedule(
     assert out.reason == "budget" and not out.stopped and out.checkpoint.is_file()
     assert 0.25 * 60 * 0.8 < took < 0.25 * 60 + 20
     assert reports[-1].lr == pytest.approx(cfg.lr * 0.01, rel=0.2)  # the cosine ended with the budget
+
+
+def test_checkpoint_minutes_keeps_the_weights_at_each_mark_of_training_time(folder_root, shared_workspace):
+    from reidviewer.model.checkpoint import load_checkpoint
+
+    cfg = tiny_fast(folder_root, epochs=10_000, run_name="f-marks", checkpoint_minutes=0.02)  # every 1.2 s
+    run_dir = shared_workspace.runs_dir / "f-marks"
+    out = train(cfg, shared_workspace, should_stop=lambda: len(list(run_dir.glob("minute_*.safetensors"))) >= 2)
+    kept = sorted(out.run_dir.glob("minute_*.safetensors"))
+    assert [p.stem for p in kept] == ["minute_0.02", "minute_0.04"]
+    seconds = [json.loads(p.with_suffix(".json").read_text())["elapsed_s"] for p in kept]
+    assert 1.2 <= seconds[0] < seconds[1] and seconds[1] >= 2.4
+    model, _, meta = load_checkpoint(kept[1])
+    assert meta["global_step"] > 0 and meta["global_step"] <= out.global_step
 
 
 def test_sigterm_stops_with_a_checkpoint_and_resume_equals_an_uninterrupted_run(folder_root, tmp_path):

@@ -59,16 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reidviewer.annotations.edits import (
-    AnnotationError,
-    BulkFrameFlags,
-    Edit,
-    EditRecord,
-    FlagFrames,
-    FlagTracklets,
-    Merge,
-    Relabel,
-    SetNote,
-    Split,
+    AnnotationError, BulkFrameFlags, Edit, EditRecord, FlagFrames, FlagTracklets, Merge, Relabel, SetNote, Split,
     edit_from_params,
 )
 from reidviewer.annotations.schema import FORMAT, MIGRATIONS, SCHEMA_VERSION, STATE_TABLES

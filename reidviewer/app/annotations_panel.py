@@ -37,18 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from reidviewer.annotations import (
-    FRAME_FLAGS,
-    TRACKLET_FLAGS,
-    AnnotationError,
-    AnnotationStore,
-    Edit,
-    FlagFrames,
-    FlagTracklets,
-    Merge,
-    Relabel,
-    SetNote,
-    Split,
-    apply_annotations,
+    FRAME_FLAGS, TRACKLET_FLAGS, AnnotationError, AnnotationStore, Edit, FlagFrames, FlagTracklets, Merge, Relabel,
+    SetNote, Split, apply_annotations,
 )
 from reidviewer.annotations import exchange
 from reidviewer.annotations.store import _ZERO_HASH
@@ -298,12 +288,10 @@ class AnnotationController(QObject):
         return self.store.version()
 
     def probe_tracklet(self) -> Tracklet | None:
-        s = self.state
-        return None if s.session is None or s.query is None else s.session.query_tracklet(s.query)
+        return self.state.tracklet("probe")
 
     def gallery_tracklet(self) -> Tracklet | None:
-        s = self.state
-        return None if s.session is None or s.gallery is None else s.session.gallery_tracklet(s.gallery)
+        return self.state.tracklet("gallery")
 
     # ------------------------------------------------------------------ actions
     def flag_probe_frame(self, flag: str) -> bool:
@@ -480,7 +468,7 @@ class AnnotationController(QObject):
 
     def show_player_menu(self, player: str, global_pos: Any) -> None:
         """The menu of the probe's or the gallery player's tracklet and current frame."""
-        t = self.probe_tracklet() if player == "probe" else self.gallery_tracklet()
+        t = self.state.tracklet(player)
         if t is not None:
             self.tracklet_menu(t, self.state.frames[player], merge=player == "gallery").exec(global_pos)
 

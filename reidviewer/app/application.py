@@ -15,6 +15,11 @@ def request_from_args(args) -> viewmodel.OpenRequest:
     """What to open: the dataset named on the command line, or the SynthWalk demo."""
     root = getattr(args, "root", None)
     checkpoint = getattr(args, "checkpoint", None)
+    model = getattr(args, "model", None)
+    if model and not checkpoint:
+        from reidviewer.engine.models import model_ref
+
+        checkpoint = model_ref(model)  # a model plugin or imported results, carried as the checkpoint
     return viewmodel.OpenRequest(
         root=Path(root) if root else None,
         name=getattr(args, "dataset", "auto") or "auto",

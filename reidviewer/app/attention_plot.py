@@ -57,6 +57,7 @@ class AttentionPlot(QWidget):
         self.playhead = pg.InfiniteLine(pos=1, angle=90, pen=pg.mkPen((40, 40, 40), width=1.5))
         self.plot.addItem(self.playhead, ignoreBounds=True)
         self.notice = _ignored_width(QLabel(""))
+        self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
         self.notice.setVisible(False)
         self.flag_items: list[pg.InfiniteLine] = []
@@ -96,13 +97,7 @@ class AttentionPlot(QWidget):
         self.seek.connect(lambda i: state.set_frame(self.which, i))
 
     def _tracklet(self):
-        s = self.state
-        if s is None or s.session is None:
-            return None
-        row = s.query if self.which == "probe" else s.gallery
-        if row is None:
-            return None
-        return s.session.query_tracklet(row) if self.which == "probe" else s.session.gallery_tracklet(row)
+        return self.state.tracklet(self.which) if self.state is not None else None
 
     def reload(self) -> None:
         """Plot the state's probe (or gallery) tracklet."""
@@ -111,7 +106,8 @@ class AttentionPlot(QWidget):
             self.set_attention(None, "")
             return
         session = self.state.session
-        title = f"{'probe' if self.which == 'probe' else 'gallery'} attention: {session.caption(t)}"
+        # The tracklet is named in the player above; the plot's own title stays short.
+        title = f"{'probe' if self.which == 'probe' else 'gallery'} attention"
         self.length = len(t)
         if not session.has_attention:
             self.show_uniform(title, len(t), set(session.frame_flags(t.index)))
@@ -180,10 +176,10 @@ class AttentionPlot(QWidget):
         notes = []
         spread = attention_spread(self.attention)
         if spread < UNIFORM_SPREAD:
-            notes.append(f"⚠ nearly uniform attention (spread {spread:.3f})")
+            notes.append(f"⚠ nearly uniform (spread {spread:.3f})")
         same = coinciding_iterations(self.attention)
         if same:
-            notes.append("curves coincide: " + "; ".join("k = " + ", ".join(map(str, g)) for g in same))
+            notes.append("; ".join("k = " + ", ".join(map(str, g)) for g in same) + " coincide")
         self.notice.setText(" · ".join(notes))
         self.notice.setToolTip(
             "Spread: the standard deviation of the final iteration's attention over the frames; below "

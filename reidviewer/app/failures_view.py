@@ -45,7 +45,7 @@ class FailureModel(QAbstractListModel):
 class FailureDelegate(QStyledItemDelegate):
     """Paints probe | wrong top-1 | true match, with labels."""
 
-    ROW_H = 128
+    ROW_H = 142
     THUMB_W = 42
 
     def __init__(self, loader: FrameLoader, parent=None) -> None:
@@ -98,7 +98,11 @@ class FailureDelegate(QStyledItemDelegate):
             self._thumb(p, x0 + (col_w - self.THUMB_W) / 2, y, thumb, border, dashed)
             p.setPen(QColor(30, 30, 30))
             fm = p.fontMetrics()
-            for j, line in enumerate((title, label)):
+            # "person (camera)" breaks into two lines where the column is too narrow for one.
+            person, _, camera = label.rpartition(" (")
+            lines = (title, label) if fm.horizontalAdvance(label) <= col_w - 2 or not person else (
+                title, person, "(" + camera)
+            for j, line in enumerate(lines):
                 text = QRectF(x0, y + self.THUMB_W * 2 + 3 + j * (fm.height() + 1), col_w, fm.height())
                 elided = fm.elidedText(line, Qt.TextElideMode.ElideRight, int(col_w) - 2)
                 p.drawText(text, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), elided)

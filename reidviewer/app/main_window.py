@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
@@ -48,7 +49,9 @@ from reidviewer.app.ranked_view import RankedView
 from reidviewer.app.shortcuts import SHORTCUTS, help_rows
 from reidviewer.app.state import ViewerState
 from reidviewer.app.tasks import Job, start_job
-from reidviewer.app.training_panel import TrainingPanel
+
+if TYPE_CHECKING:  # built lazily (MainWindow.training)
+    from reidviewer.app.training_panel import TrainingPanel
 
 
 def _scrollable(widget: QWidget) -> QScrollArea:
@@ -187,14 +190,29 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([560, 240])
 
-        # The Training page takes the whole centre: its form and curves need the room.
-        self.training = TrainingPanel(self.workspace)
-        self.training.open_requested.connect(self.open)
+        # The Training page takes the whole centre: its form and curves need the room. It is
+        # built when first shown (``training``): a launch that only views skips its cost.
+        self._training: TrainingPanel | None = None
+        self._training_page = QWidget()
+        QVBoxLayout(self._training_page).setContentsMargins(0, 0, 0, 0)
         self.pages = QTabWidget()
         self.pages.setObjectName("pages")
         self.pages.addTab(split, "Viewer")
-        self.pages.addTab(self.training, "Training")
+        self.pages.addTab(self._training_page, "Training")
         self.setCentralWidget(self.pages)
+
+    @property
+    def training(self) -> TrainingPanel:
+        """The Training page's panel (built on first use)."""
+        if self._training is None:
+            from reidviewer.app.training_panel import TrainingPanel
+
+            self._training = TrainingPanel(self.workspace)
+            self._training.open_requested.connect(self.open)
+            self._training_page.layout().addWidget(self._training)
+            if self.state.session is not None:
+                self._training.set_viewer_dataset(self.state.session.request, self.state.session.dataset)
+        return self._training
 
     def _build_docks(self) -> None:
         self.queries = QueryList(self.state)
@@ -236,6 +254,9 @@ class MainWindow(QMainWindow):
         m.addAction(a)
         a = QAction("Open &checkpoint…", self)
         a.triggered.connect(self._ask_open_checkpoint)
+        m.addAction(a)
+        a = QAction("Open &model plugin or imported model…", self)
+        a.triggered.connect(self._ask_open_model)
         m.addAction(a)
         self.recent_menu = m.addMenu("Open &recent")
         self._fill_recent()
@@ -405,7 +426,8 @@ class MainWindow(QMainWindow):
         self.state.set_session(session)
         self.setWindowTitle(f"reidviewer — {session.title}")
         self.state.set_status(session.status + self.annotations.status_suffix())
-        self.training.set_viewer_dataset(session.request, session.dataset)
+        if self._training is not None:
+            self._training.set_viewer_dataset(session.request, session.dataset)
         self._update_iteration_label()
         self.results_shown.emit()
         # The first query in the list's order opens (after every view has taken the session).
@@ -485,11 +507,16 @@ class MainWindow(QMainWindow):
     def _on_page(self, index: int) -> None:
         # The Training page gets the whole window: the docks belong to the viewer.
         viewer = index == 0
+        if not viewer:
+            self.training  # noqa: B018 (builds the panel on first show)
         self.queries_dock.setVisible(viewer)
         self.analysis_dock.setVisible(viewer)
 
     def show_tab(self, widget: QWidget) -> None:
         """Bring the page or Analysis tab holding ``widget`` to the front."""
+        if widget is self._training:
+            self.pages.setCurrentIndex(1)
+            return
         for tabs in (self.pages, self.tabs):
             for i in range(tabs.count()):
                 page = tabs.widget(i)
@@ -546,6 +573,21 @@ class MainWindow(QMainWindow):
             self.open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol, checkpoint=Path(path),
                                             split=r.split))
 
+    def _ask_open_model(self) -> None:
+        """A model plugin (``NAME[:ARG]``) or ``imported:NAME``, on the dataset shown now."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from reidviewer.engine.models import model_ref
+        from reidviewer.model.plugins import available_models
+
+        items = [*available_models(), "imported:NAME"]
+        text, ok = QInputDialog.getItem(self, "Open model", "Model (NAME or NAME:ARG; imported:NAME for a model "
+                                        "saved by reidviewer import):", items, 0, True)
+        if ok and text.strip():
+            r = self.state.session.request if self.state.session else viewmodel.OpenRequest()
+            self.open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol,
+                                            checkpoint=Path(model_ref(text.strip())), split=r.split))
+
     def _settings(self) -> QSettings:
         return QSettings(str(self.workspace.root / "reidviewer.ini"), QSettings.Format.IniFormat)
 
@@ -576,7 +618,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         # During training: ask to stop (checkpoint saved, then close) or keep waiting.
-        if not self.training.confirm_close(self, self.close):
+        if self._training is not None and not self._training.confirm_close(self, self.close):
             event.ignore()
             return
         if self.job is not None:

@@ -178,6 +178,7 @@ class Player(QWidget):
         self.base_fps = 30.0
         self.flags: dict[int, str] = {}
 
+        self.heading = title
         self.title = QLabel(f"<b>{title}</b>")
         self.caption = QLabel("")
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -255,13 +256,7 @@ class Player(QWidget):
         self.frame_changed.connect(lambda i: state.set_frame(self.which, i))
 
     def _tracklet(self):
-        s = self.state
-        if s is None or s.session is None:
-            return None
-        row = s.query if self.which == "probe" else s.gallery
-        if row is None:
-            return None
-        return s.session.query_tracklet(row) if self.which == "probe" else s.session.gallery_tracklet(row)
+        return self.state.tracklet(self.which) if self.state is not None else None
 
     def reload(self) -> None:
         """Show the state's probe (or gallery) tracklet."""
@@ -271,18 +266,24 @@ class Player(QWidget):
             self.clear()
             return
         session = s.session
-        if self.which == "probe":
-            caption, border = session.caption(t), None
-        else:
-            caption = session.gallery_caption(s.query, s.gallery) if s.query is not None else session.caption(t)
-            border = match_border(session.is_match(s.query, s.gallery)) if s.query is not None else None
+        caption, border = session.caption(t), None
+        if self.which == "gallery" and s.query is not None:
+            # Rank and match on the title line, the tracklet on the caption line: both fit.
+            self.set_title(f"Gallery · {session.match_text(s.query, s.gallery)}")
+            border = match_border(session.is_match(s.query, s.gallery))
         self.set_tracklet(t.frame_paths(), caption, session.attention(t.index), border, session.frame_flags(t.index))
         self.set_iteration(s.iteration)
 
     def clear(self) -> None:
         """Show nothing."""
         self.pause()
+        self.set_title(self.heading)
         self.set_tracklet([], "")
+
+    def set_title(self, text: str) -> None:
+        """The bold first line (``Probe (query)``, ``Gallery · rank 3 · ✓ true match``)."""
+        self.title.setText(f"<b>{text}</b>")
+        self.title.setToolTip(text)
 
     def _on_annotations(self, identity: bool) -> None:
         t = self._tracklet()

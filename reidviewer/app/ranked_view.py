@@ -222,6 +222,12 @@ class RankedView(QWidget):
         self.header.setToolTip(header)
         self.ranked.set_tiles(ranked, selected_row)
         ranks = ", ".join(f"#{t.rank}" for t in truth) or "none in the gallery"
-        self.truth_label.setText(f"True matches at: {ranks}")
+        if not truth:
+            short = "True matches: none in the gallery"
+        elif len(truth) == 1:
+            short = f"True match at #{truth[0].rank}"
+        else:
+            short = f"{len(truth)} true matches, first at #{truth[0].rank}"
+        self.truth_label.setText(short)
         self.truth_label.setToolTip(f"Every true match of this query and the rank it landed at: {ranks}")
         self.truth.set_tiles(truth, selected_row)

@@ -15,7 +15,8 @@ others whenever called):
 * ``frame_changed(player, frame)``: the playhead of ``"probe"`` or ``"gallery"`` (0-based).
 * ``annotations_changed(identity)``: annotations changed; ``identity`` when identities or
   split membership changed too (the results were re-ranked).
-* ``comparison_changed(session)``: the second model of compare mode (or ``None``).
+* ``comparison_changed(comparing)``: the second model of compare mode (``viewmodel.Comparing``,
+  or ``None``); after ``swap_comparison`` it follows ``session_changed``.
 * ``status_changed(text)``: a one-line message for the status bar.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ class ViewerState:
         gallery: the gallery row shown in the gallery player, or ``None``.
         iteration: the highlighted refinement iteration k (0..K).
         frames: the playhead of each player (``"probe"``, ``"gallery"``), 0-based.
-        comparison: compare mode's second session (model B), or ``None``.
+        comparison: compare mode's second model (``viewmodel.Comparing``: B's session and the
+            ``Comparison``), or ``None``.
         annotation_version: the annotation store's version the session shows.
     """
 
@@ -71,10 +73,34 @@ class ViewerState:
         self.session_changed.emit(session)
         self.iteration_changed.emit(self.iteration)
 
-    def set_comparison(self, session: Any) -> None:
-        """Compare mode: a second session on the same queries and gallery (``None`` ends it)."""
-        self.comparison = session
-        self.comparison_changed.emit(session)
+    def set_comparison(self, comparing: Any) -> None:
+        """Compare mode: a second model on the same queries and gallery (``viewmodel.Comparing``,
+        whose ``session`` is model B); ``None`` ends it."""
+        self.comparison = comparing
+        self.comparison_changed.emit(comparing)
+
+    def swap_comparison(self) -> bool:
+        """Exchange models A and B, keeping the selected query (False when not comparing).
+
+        Views hear ``session_changed`` (the new A), then ``comparison_changed`` (the new B), then
+        the query is selected again.
+        """
+        if self.comparison is None or self.session is None:
+            return False
+        query = self.query
+        swapped = self.comparison.swapped(self.session)
+        self.session = self.comparison.session
+        self.comparison = swapped
+        self.query = None
+        self.gallery = None
+        self.frames = {p: 0 for p in PLAYERS}
+        self.iteration = min(self.iteration, self.final_iteration) if self.num_iterations > 1 else 0
+        self.session_changed.emit(self.session)
+        self.iteration_changed.emit(self.iteration)
+        self.comparison_changed.emit(swapped)
+        if query is not None:
+            self.select_query(query)
+        return True
 
     # ------------------------------------------------------------------ selection
     @property
@@ -86,6 +112,17 @@ class ViewerState:
     def final_iteration(self) -> int:
         """K: the iteration whose attention pools the video feature."""
         return self.num_iterations - 1
+
+    def tracklet(self, player: str) -> Any:
+        """The tracklet ``player`` shows: the selected query's (``"probe"``) or the gallery
+        row's (``"gallery"``); ``None`` while nothing is open or selected there."""
+        if player not in PLAYERS:
+            raise ValueError(f"player must be one of {PLAYERS}, not {player!r}")
+        if self.session is None:
+            return None
+        if player == "probe":
+            return None if self.query is None else self.session.query_tracklet(self.query)
+        return None if self.gallery is None else self.session.gallery_tracklet(self.gallery)
 
     def select_query(self, row: int | None, gallery: int | None = None) -> None:
         """Select a query; its gallery player shows ``gallery`` (default: the rank-1 retrieval)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -215,8 +216,9 @@ class TrainingPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.root_edit = QLineEdit()
         self.root_edit.setPlaceholderText("dataset folder (default: what the viewer has open)")
-        browse = QPushButton("…")
-        browse.setMaximumWidth(28)
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Choose the dataset folder")
         browse.clicked.connect(self._browse_root)
         row = QHBoxLayout()
         row.addWidget(self.root_edit, 1)
@@ -585,7 +587,8 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------------ actions
     def is_running(self) -> bool:
         """True while a run's thread is alive (running or stopping)."""
-        return self.thread is not None
+        # isRunning: after wait() the thread is over before its finished slot clears it.
+        return self.thread is not None and (self.thread.isRunning() or not self.thread.isFinished())
 
     def start(self) -> None:
         """Start a new run with the form's settings."""
@@ -662,8 +665,17 @@ class TrainingPanel(QWidget):
         self.stop()
 
     def wait(self, ms: int = 30000) -> bool:
-        """Block until the run's thread is over (for shutdown); True if it is."""
-        return self.thread is None or self.thread.wait(ms)
+        """Block until the run's thread is over (for shutdown); True if it is.
+
+        Events are processed meanwhile: the thread quits only once the GUI thread has handled
+        the worker's last signal, so a plain ``QThread.wait`` here would wait for ever.
+        """
+        deadline = time.monotonic() + ms / 1000
+        while self.thread is not None and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if self.thread is not None:
+                self.thread.wait(20)
+        return self.thread is None
 
     def open_in_viewer(self) -> None:
         """Ask the viewer to load the run's checkpoint (it recomputes the results)."""

@@ -86,6 +86,16 @@ class QueryRow:
     ap: float          # NaN when the query was skipped (no match in the gallery)
     first_rank: int    # 1-based rank of the first true match; 0 when none
     flagged: bool = False
+    # Compare mode: model B's AP and first-true-match rank (``first_rank_b`` -1: no comparison),
+    # and whether B fixed (+1) or broke (-1) the query at rank 1.
+    ap_b: float = float("nan")
+    first_rank_b: int = -1
+    change: int = 0
+
+    @property
+    def delta_ap(self) -> float:
+        """AP(B) − AP(A); NaN without a comparison or for a skipped query."""
+        return self.ap_b - self.ap if self.first_rank_b >= 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -140,8 +150,12 @@ def model_name(checkpoint: Path | str | None) -> str:
     NAME``), or its file name without the suffix."""
     if checkpoint is None:
         return "no model"
+    text = str(checkpoint)
+    if text.startswith("model:"):  # a plugin (model:NAME[:ARG]) or an import (model:imported:NAME)
+        ref = text[len("model:"):]
+        return ref[len("imported:"):] if ref.startswith("imported:") else ref
     p = Path(checkpoint)
-    if p.stem in ("last", "state") or p.stem.startswith("epoch_"):
+    if p.stem in ("last", "state") or p.stem.startswith("epoch_") or p.stem.startswith("minute_"):
         return f"run {p.parent.name}" + ("" if p.stem == "last" else f" ({p.stem})")
     return p.stem
 
@@ -334,11 +348,14 @@ class Session:
         hit = np.flatnonzero(rows == gallery_row)
         return int(hit[0]) + 1 if len(hit) else f">{len(rows)}"
 
-    def gallery_caption(self, query_row: int, gallery_row: int) -> str:
-        """The gallery player's caption: the tracklet, its rank and whether it is a true match."""
-        t = self.gallery_tracklet(gallery_row)
+    def match_text(self, query_row: int, gallery_row: int) -> str:
+        """Where a gallery tracklet ranks for a query and whether it is a true match."""
         mark = "✓ true match" if self.is_match(query_row, gallery_row) else "✗ false match"
-        return f"{self.caption(t)} · rank {self.rank_of(query_row, gallery_row)} · {mark}"
+        return f"rank {self.rank_of(query_row, gallery_row)} · {mark}"
+
+    def gallery_caption(self, query_row: int, gallery_row: int) -> str:
+        """The tracklet, its rank and whether it is a true match, in one line."""
+        return f"{self.caption(self.gallery_tracklet(gallery_row))} · {self.match_text(query_row, gallery_row)}"
 
     def failure_cases(self) -> list[FailureCase]:
         """Wrong-rank-1 queries, worst AP first (computed once: thousands on MARS)."""
@@ -404,6 +421,108 @@ class Session:
         a = self.audit
         values = " · ".join(f"k={k}: {v:.3f}" for k, v in enumerate(a.auroc))
         return f"Attention audit (AUROC of low attention vs occluded/flagged frames, {a.flagged} of {a.frames} frames flagged): {values}"
+
+
+@dataclass
+class Comparing:
+    """Compare mode's second model: B's session (on A's dataset) and the ``Comparison`` of A and B.
+
+    Attributes:
+        session: model B's ``Session`` (the same dataset, flags and split as A's).
+        comparison: ``reidviewer.engine.compare.Comparison`` of A (the state's session) and B.
+    """
+
+    session: Session
+    comparison: object
+
+    @property
+    def name_a(self) -> str:
+        return self.comparison.name_a
+
+    @property
+    def name_b(self) -> str:
+        return self.comparison.name_b
+
+    def query_rows(self, rows: list[QueryRow]) -> list[QueryRow]:
+        """A's query rows with B's AP, first-match rank and fixed/broken mark filled in."""
+        from dataclasses import replace
+
+        c = self.comparison
+        out = []
+        for r in rows:
+            q = r.row
+            change = 1 if c.fixed_mask[q] else (-1 if c.broken_mask[q] else 0)
+            ap_b = float(c.b.ap[q]) if c.b.valid[q] else float("nan")
+            out.append(replace(r, ap_b=ap_b, first_rank_b=int(c.first_rank_b[q]), change=change))
+        return out
+
+    def sort_positions(self, key: str) -> np.ndarray:
+        """``[row] -> place`` of each query under a compare sort (``fixed``, ``broken``, ``delta``)."""
+        return self.comparison.positions(key)
+
+    def swapped(self, session_a: Session) -> Comparing:
+        """A and B exchanged: ``session_a`` (the state's current session) becomes model B."""
+        return Comparing(session_a, self.comparison.swapped())
+
+    def status(self, session_a: Session) -> str:
+        """The status bar of compare mode: both models, their R1 and mAP, the McNemar counts."""
+        ma, mb = session_a.metrics(), self.session.metrics()
+        c = self.comparison
+        return (f"{session_a.dataset.name}: {session_a.num_queries} queries · "
+                f"A {self.name_a}: R1 {100 * ma['rank1']:.1f}%, mAP {100 * ma['mAP']:.1f}% · "
+                f"B {self.name_b}: R1 {100 * mb['rank1']:.1f}%, mAP {100 * mb['mAP']:.1f}% · "
+                f"B fixed {c.fixed}, broke {c.broken} (McNemar p = {c.mcnemar_p:.3g})")
+
+    def metrics_lines(self) -> list[str]:
+        """The McNemar line, the ΔmAP interval and the TPR at low FPR of both models."""
+        c = self.comparison
+        roc_a, roc_b = c.roc("a"), c.roc("b")
+
+        def tpr(roc) -> str:
+            return " / ".join(f"{100 * v:.1f}%" for v in roc.tpr_at.values())
+
+        return [c.mcnemar_text(), c.ci_text(),
+                f"TPR at FPR 1e-3 / 1e-2: A {tpr(roc_a)} · B {tpr(roc_b)}"]
+
+
+def is_results_file(source: Path | str) -> bool:
+    """Whether ``source`` names a saved results file (``.npz``) rather than a checkpoint or model."""
+    return str(source).lower().endswith(".npz")
+
+
+def load_comparison(session_a: Session, source: Path | str, workspace, progress: Progress | None = None,
+                    cancel: threading.Event | None = None) -> Comparing:
+    """Model B for compare mode: a checkpoint, a model reference (``model:NAME``) or a results file,
+    evaluated (or loaded) on A's dataset and split, then paired with A (run it in a worker).
+
+    Raises:
+        ComparisonError: B does not rank the same queries against the same gallery as A.
+    """
+    from reidviewer.engine.compare import Comparison, results_name
+    from reidviewer.engine.evaluate import compute_results
+    from reidviewer.engine.results import Results
+
+    progress = progress or (lambda d, t, s="": None)
+    ra = session_a.results
+    if is_results_file(source):
+        progress(0, 1, "loading the results file")
+        rb = Results.load(source)
+        name_b = results_name(rb, Path(source).stem)
+    else:
+        rb = compute_results(session_a.dataset, ra.split, source, workspace, progress=progress, cancel=cancel,
+                             annotation_version=ra.annotation_version)
+        name_b = model_name(source)
+    progress(0, 1, "pairing the two models")
+    c = Comparison(ra, rb, model_name(session_a.checkpoint), name_b)
+    c.bootstrap_delta_map()
+    c.roc("a")
+    c.roc("b")
+    from dataclasses import replace
+
+    b = Session(request=replace(session_a.request, checkpoint=Path(source)), dataset=session_a.dataset, results=rb,
+                checkpoint=Path(source), frame_flag_map=session_a.frame_flag_map,
+                base_dataset=session_a.base_dataset)
+    return Comparing(b, c)
 
 
 def load_session(

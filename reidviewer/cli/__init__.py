@@ -8,7 +8,8 @@ with exit status 2, never as a traceback; ``--debug`` shows the traceback too. A
 is a bug and keeps its traceback.
 
 Modules: ``common`` (shared options and helpers), ``data`` (``info``, ``synth``), ``view``
-(``open`` and the default), ``train``, ``evaluate`` (``evaluate``, ``audit``), ``export``.
+(``open`` and the default), ``train``, ``evaluate`` (``evaluate``, ``audit``), ``compare``, ``importing``
+(``import``), ``export``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ EXIT_TERMINATED = 143
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``reidviewer`` command."""
-    from reidviewer.cli import common, data, evaluate, export, train, view
+    from reidviewer.cli import common, compare, data, evaluate, export, importing, train, view
 
     parser = argparse.ArgumentParser(
         prog="reidviewer",
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     common.add_workspace(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (data, view, train, evaluate, export):
+    for module in (data, view, train, evaluate, compare, importing, export):
         module.register(sub)
     return parser
 

@@ -83,3 +83,38 @@ def stderr_progress(label: str) -> Callable[..., None]:
         sys.stderr.flush()
 
     return report
+
+
+MODEL_HELP = ("a model plugin instead of a checkpoint: NAME or NAME:ARG (built in: pixels, a colour-histogram "
+              "baseline; imported:NAME for results saved by reidviewer import; installed packages add models "
+              "under the entry-point group reidviewer.models)")
+
+
+def add_model(p: argparse.ArgumentParser) -> None:
+    """``--model NAME[:ARG]``: a model plugin, used in place of ``--checkpoint``."""
+    p.add_argument("--model", metavar="NAME[:ARG]", default=None, help=MODEL_HELP)
+
+
+def model_or_checkpoint(args: argparse.Namespace):
+    """What to evaluate: the ``--model`` reference, the ``--checkpoint`` path, or the default checkpoint.
+
+    Raises:
+        UsageError: both ``--model`` and ``--checkpoint``.
+    """
+    from pathlib import Path
+
+    model = getattr(args, "model", None)
+    checkpoint = getattr(args, "checkpoint", None)
+    if model and checkpoint:
+        raise UsageError("give --checkpoint FILE or --model NAME, not both")
+    if model:
+        from reidviewer.engine.models import model_ref
+        from reidviewer.model.plugins import parse_model_spec
+
+        parse_model_spec(model)
+        return model_ref(model)
+    if checkpoint:
+        return Path(checkpoint)
+    from reidviewer.demo import default_checkpoint
+
+    return default_checkpoint()

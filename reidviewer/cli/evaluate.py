@@ -9,8 +9,10 @@ from typing import Any
 from reidviewer.cli.common import (
     add_dataset,
     add_device,
+    add_model,
     add_split,
     add_workspace,
+    model_or_checkpoint,
     parse_split,
     stderr_progress,
     workspace_of,
@@ -26,6 +28,7 @@ def register(sub: Any) -> None:
     add_dataset(p)
     add_workspace(p)
     p.add_argument("--checkpoint", metavar="FILE", default=None, help=OPTION_HELP["checkpoint"])
+    add_model(p)
     add_split(p, allow_all=True)
     p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON")
     add_device(p)
@@ -38,6 +41,7 @@ def register(sub: Any) -> None:
     add_dataset(p)
     add_workspace(p)
     p.add_argument("--checkpoint", metavar="FILE", default=None, help=OPTION_HELP["checkpoint"])
+    add_model(p)
     add_split(p)
     p.add_argument("--threshold", type=float, default=0.3,
                    help="SynthWalk occlusion ratio that flags a frame (default 0.3)")
@@ -67,12 +71,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """``reidviewer evaluate``: print a table; ``--json FILE`` writes the numbers."""
     from reidviewer.annotations.apply import open_annotated
     from reidviewer.data.registry import open_dataset
-    from reidviewer.demo import default_checkpoint
     from reidviewer.engine.evaluate import evaluate_splits
 
     ws = workspace_of(args)
     dataset = open_dataset(args.root, args.dataset, args.protocol, ws)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    checkpoint = model_or_checkpoint(args)
     splits = parse_split(args.split, len(dataset.splits))
     for s in splits:
         dataset.split(s)  # a split that does not exist: one line, before any work
@@ -90,14 +93,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from reidviewer.annotations.apply import open_annotated
     from reidviewer.annotations.store import AnnotationStore, store_filename
     from reidviewer.data.registry import open_dataset
-    from reidviewer.demo import default_checkpoint
     from reidviewer.engine.audit_report import format_audit, run_audit
     from reidviewer.engine.evaluate import compute_results
 
     ws = workspace_of(args)
     base = open_dataset(args.root, args.dataset, args.protocol, ws)
     base.split(args.split)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    checkpoint = model_or_checkpoint(args)
     dataset, version = open_annotated(base, ws)
     results = compute_results(dataset, args.split, checkpoint, ws, device=args.device,
                               progress=_progress_bar("audit"), annotation_version=version)

@@ -4,6 +4,7 @@
     reidviewer export failures  --results FILE --count 6 --frames 4 --out fig4.pdf
     reidviewer export attention --results FILE --queries 3 --compare top1 --size double
     reidviewer export cmc       --checkpoint a.safetensors --checkpoint b.safetensors --root DIR
+    reidviewer export compare   --checkpoint a.safetensors --checkpoint b.safetensors --root DIR --size double
 
 The figure is the one the app's File ▸ Export figure saves for the same options
 (``reidviewer.figures.export_figure`` draws both). Matplotlib is used through its Agg/PDF/SVG
@@ -28,7 +29,8 @@ AP first), an attention figure the first query; --failures picks failures for an
 data: --root/--checkpoint evaluates the checkpoint (results are cached in the workspace, so a
 second export is fast); --results FILE uses a saved results file instead, and the dataset is
 found at the folder recorded in it unless --root is given. For cmc, --checkpoint and --results
-may be repeated to overlay curves (--label names them in order).
+may be repeated to overlay curves (--label names them in order); compare takes exactly two
+(A, then B: CMC overlay, per-query AP scatter, and a strip of queries B fixed and broke).
 
 sizes: single (3.3 in, one column), double (6.9 in, two columns), W or WxH in inches (e.g. 5x3);
 without a height, thumbnail figures are as tall as their content. Fonts are DejaVu Sans,
@@ -40,7 +42,7 @@ def register(sub: Any) -> None:
     """Add the ``export`` subcommand to the ``reidviewer`` parser."""
     p = sub.add_parser(
         "export",
-        help="export a paper figure (ranking, failures, attention, cmc) as PDF, SVG or PNG",
+        help="export a paper figure (ranking, failures, attention, cmc, compare) as PDF, SVG or PNG",
         description="Export a paper-ready figure from a checkpoint's results (or a saved results file).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,7 +98,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     ws = workspace_of(args)
     if not args.checkpoint and not args.results:
         raise FigureError("export", "give --checkpoint FILE (with --root DIR) or --results FILE")
-    if args.kind != "cmc" and len(args.checkpoint) + len(args.results) > 1:
+    if args.kind == "compare" and len(args.checkpoint) + len(args.results) != 2:
+        raise FigureError("export", "a compare figure draws two models: give --checkpoint/--results twice (A, then B)")
+    if args.kind not in ("cmc", "compare") and len(args.checkpoint) + len(args.results) > 1:
         raise FigureError("export", f"a {args.kind} figure draws one results; only cmc overlays several")
     if args.checkpoint and not args.root:
         raise FigureError("--checkpoint", "evaluating a checkpoint needs the dataset: add --root DIR")

@@ -121,6 +121,8 @@ def register(sub: Any) -> None:
                         f"default: paper {RECIPE_DEFAULTS['paper']['eval_every']}, "
                         f"fast {RECIPE_DEFAULTS['fast']['eval_every']})")
     p.add_argument("--checkpoint-every", type=_count, default=None, help="keep a numbered checkpoint every N epochs")
+    p.add_argument("--checkpoint-minutes", type=_positive_float, default=None, metavar="M",
+                   help="also keep the weights every M minutes (minute_NNN.safetensors: learning curves)")
     p.add_argument("--no-flow", action="store_true", help="zero the optical-flow channels")
     p.add_argument("--keep-going", action="store_true",
                    help="do not stop when the embedding collapses (default: stop with the weights from before)")
@@ -150,7 +152,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                   threads=args.threads, run_name=args.out or "",
                                   stop_on_collapse=not args.keep_going, use_flow=not args.no_flow)
     for name in ("epochs", "lr", "attention_lr_scale", "milestones", "pairs_per_step", "ids_per_batch",
-                 "tracklets_per_id", "seq_len", "seed", "eval_every", "checkpoint_every", "minutes"):
+                 "tracklets_per_id", "seq_len", "seed", "eval_every", "checkpoint_every", "checkpoint_minutes", "minutes"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     if args.hinge:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Any
 
-from reidviewer.cli.common import add_dataset, add_split, add_workspace
+from reidviewer.cli.common import add_dataset, add_model, add_split, add_workspace
 from reidviewer.vocabulary import OPTION_HELP
 
 #: What to install when the viewer's extra is missing.
@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     add_dataset(p, required=False)
     add_workspace(p)
     p.add_argument("--checkpoint", metavar="FILE", help=OPTION_HELP["checkpoint"])
+    add_model(p)
     add_split(p)
     p.set_defaults(func=cmd_open)
 
@@ -39,6 +40,10 @@ def _launch(args: argparse.Namespace) -> int:
 
 def cmd_open(args: argparse.Namespace) -> int:
     """``reidviewer open``: the viewer on a dataset."""
+    if getattr(args, "model", None):
+        from reidviewer.cli.common import model_or_checkpoint
+
+        model_or_checkpoint(args)  # --model with --checkpoint, or a malformed name: one line, before Qt
     return _launch(args)
 
 

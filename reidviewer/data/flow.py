@@ -203,16 +203,24 @@ def dense_lk(
     if gradient_frame not in ("mean", "current"):
         raise ValueError(f"gradient_frame must be 'mean' or 'current', not {gradient_frame!r}")
     t, h, w = gray.shape
-    flow = np.zeros((t, 2, h, w), dtype=np.float32)
+    flow = _zero_flow(gray.shape, stacklevel=3)
     if t < 2:
-        warnings.warn("one-frame tracklet: no frame pair for optical flow, its flow is zero",
-                      FlowNotice, stacklevel=2)
         return flow
     chunk = max(1, _CHUNK_PIXELS // (h * w))
     for start in range(1, t, chunk):
         stop = min(t, start + chunk)
         flow[start:stop] = _lk_pairs(gray[start - 1:stop - 1], gray[start:stop], threshold, gradient_frame)
     return _apply_first_frame(flow, first_frame)
+
+
+def _zero_flow(shape: tuple[int, ...], stacklevel: int) -> np.ndarray:
+    """Zero flow for ``(T, H, W)`` frames, ``(T, 2, H, W)`` float32; for a one-frame tracklet
+    also the ``FlowNotice`` that its flow stays zero (``stacklevel`` counted from here)."""
+    t, h, w = shape
+    if t < 2:
+        warnings.warn("one-frame tracklet: no frame pair for optical flow, its flow is zero",
+                      FlowNotice, stacklevel=stacklevel)
+    return np.zeros((t, 2, h, w), dtype=np.float32)
 
 
 def _apply_first_frame(flow: np.ndarray, rule: str) -> np.ndarray:
@@ -229,10 +237,8 @@ def _apply_first_frame(flow: np.ndarray, rule: str) -> np.ndarray:
 def _opencv_pairs(gray: np.ndarray, method: str, first_frame: str) -> np.ndarray:
     """Flow of frame t relative to t−1 with an OpenCV dense method, (T, 2, H, W) float32."""
     t, h, w = gray.shape
-    flow = np.zeros((t, 2, h, w), dtype=np.float32)
+    flow = _zero_flow(gray.shape, stacklevel=4)
     if t < 2:
-        warnings.warn("one-frame tracklet: no frame pair for optical flow, its flow is zero",
-                      FlowNotice, stacklevel=3)
         return flow
     g8 = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None

@@ -25,7 +25,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -40,6 +40,7 @@ from reidviewer.data.flow import (
     encode_flow,
     to_gray,
 )
+from reidviewer.configs import config_from_dict
 from reidviewer.data.frames import read_frame
 from reidviewer.errors import FrameError
 
@@ -142,12 +143,9 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PreprocessConfig:
-        """Inverse of ``to_dict``; unknown keys raise ``ValueError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown preprocessing option(s): {', '.join(unknown)}")
-        return cls(**data)
+        """Inverse of ``to_dict``; unknown keys raise ``ValueError`` naming them, missing ones
+        take their defaults."""
+        return config_from_dict(cls, data, "preprocessing config")
 
 
 def rgb_to_yuv(rgb: np.ndarray, axis: int = -1) -> np.ndarray:

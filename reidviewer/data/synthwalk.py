@@ -37,13 +37,14 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from reidviewer.configs import config_from_dict
 from reidviewer.errors import DatasetError, ReidViewerError
 
 #: What ``generate`` reports its progress as.
@@ -176,10 +177,16 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored, missing ones
-        take their defaults, so a sidecar written before a field existed still reads)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Rebuild a config from :meth:`to_dict` output (missing keys take their defaults).
+
+        Unknown keys are ignored, unlike the other configs: a sidecar written by another
+        version of the generator (a field added or dropped since) must still read, and
+        ``is_complete`` then compares the config it gives with the one asked for.
+
+        Raises:
+            ValueError: ``data`` is not a dict, or a value the constructor refuses.
+        """
+        return config_from_dict(cls, data, "SynthWalk config", ignore_unknown=True)
 
     @classmethod
     def mars(cls, scale: float = 1.0, seed: int = 0, **changes: Any) -> SynthConfig:

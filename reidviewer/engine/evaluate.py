@@ -170,10 +170,20 @@ def compute_results(
     annotation_version: str | None = None,
     recompute: bool = False,
 ):
-    """The results file of (checkpoint, dataset, split): loaded when fresh, else computed and saved."""
+    """The results file of (checkpoint, dataset, split): loaded when fresh, else computed and saved.
+
+    ``checkpoint`` may also be a model reference ``"model:NAME[:ARG]"`` (``engine.models.model_ref``):
+    a model plugin, or ``imported:NAME`` for results saved by ``reidviewer import``.
+    """
+    from reidviewer.engine.models import compute_model_results, model_spec_of
+
+    spec = model_spec_of(checkpoint)
+    if spec is not None:
+        return compute_model_results(dataset, split, spec, workspace, settings, progress, cancel,
+                                     annotation_version, recompute)
     from reidviewer.engine.results import Results, build_results, is_stale, results_path
 
-    from reidviewer.model.checkpoint import WEIGHTS_SUFFIX, checkpoint_paths
+    from reidviewer.model.checkpoint_files import WEIGHTS_SUFFIX, checkpoint_paths
 
     progress = progress or _noop
     given = Path(checkpoint)

@@ -545,6 +545,7 @@ def build_results(
     query_keys: Sequence[str] | None = None,
     gallery_keys: Sequence[str] | None = None,
     attention: Mapping[int, Any] | None = None,
+    distances: Any = None,
     eval_rule: str = "market1501",
     max_rank: int = 50,
     topk: int = DEFAULT_TOPK,
@@ -569,6 +570,9 @@ def build_results(
         query_keys, gallery_keys: tracklet keys (default: empty strings).
         attention: dataset tracklet index -> ``(K + 1, T)`` attention traces, for every query and
             gallery tracklet (None when the model has no attention).
+        distances: an ``(Nq, Ng)`` query x gallery distance matrix (smaller is closer) to rank
+            by instead of the Euclidean distances of the features; the features may then be
+            ``(N, 0)`` (a model known only by its distances, see ``engine.importer``).
         eval_rule: ``market1501`` (torchreid) or ``mars_official``.
         max_rank: CMC length.
         topk: nearest gallery items kept per query when the full matrix is not stored.
@@ -589,7 +593,19 @@ def build_results(
 
     full = nq * ng <= full_matrix_limit
     distmat: np.ndarray | None = None
-    if full:
+    if distances is not None:
+        given = np.asarray(distances)
+        if given.shape != (nq, ng):
+            raise ValueError(f"distance matrix has shape {given.shape}, expected {(nq, ng)}")
+        if full:
+            distmat = np.ascontiguousarray(given, dtype=np.float32)
+            dm = distmat
+            pq = rank_queries(lambda a, b: dm[a:b], query_pids, gallery_pids, query_camids, gallery_camids,
+                              rule=eval_rule, chunk=chunk)
+        else:
+            pq = rank_queries(lambda a, b: np.asarray(given[a:b], dtype=np.float32), query_pids, gallery_pids,
+                              query_camids, gallery_camids, rule=eval_rule, chunk=chunk, topk=topk)
+    elif full:
         distmat = np.empty((nq, ng), dtype=np.float32)
         for a in range(0, nq, chunk):
             b = min(nq, a + chunk)
@@ -712,6 +728,11 @@ def relabel_results(results: Results, view: Any, annotation_version: str | None)
     """
     tr = view.tracklets
     attention = {int(i): results.attention(int(i)) for i in results.attention_tracklets}
+    # A model imported as a distance matrix has no features to re-rank from: keep its distances.
+    distances = results.distmat if results.query_features.shape[1] == 0 else None
+    if distances is None and results.query_features.shape[1] == 0:
+        raise ResultsError(results.dataset_root or "results", "an imported top-k-only distance list cannot be "
+                           "re-ranked with corrected identities; import the features or a smaller distance matrix")
     return build_results(
         results.query_features,
         results.gallery_features,
@@ -724,6 +745,7 @@ def relabel_results(results: Results, view: Any, annotation_version: str | None)
         query_keys=results.query_keys,
         gallery_keys=results.gallery_keys,
         attention=attention or None,
+        distances=distances,
         eval_rule=results.eval_rule,
         max_rank=results.max_rank,
         checkpoint_fingerprint=results.checkpoint_fingerprint,

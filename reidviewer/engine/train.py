@@ -575,6 +575,22 @@ def train(
                                     "The previous checkpoint is kept.") from None
         return path
 
+    # The next wall-clock mark (seconds of training) at which to keep the weights.
+    step_s = 60 * config.checkpoint_minutes
+    next_mark = [(math.floor(elapsed_at_start / step_s) + 1) * step_s if step_s else math.inf]
+
+    def keep_weights(tag: str) -> None:
+        """Only the model (no optimizer state): a point of a learning curve, not a resume point."""
+        from reidviewer.model.checkpoint import save_checkpoint
+
+        meta = {**meta_base, "epochs_done": position["epoch"], "global_step": position["global_step"],
+                "elapsed_s": round(elapsed(), 1)}
+        try:
+            save_checkpoint(run_dir / f"{tag}.safetensors", model, model_cfg, meta)
+        except OSError as exc:
+            raise TrainingError(f"{run_dir}: cannot write {tag}.safetensors ({exc.strerror or exc}); "
+                                "is the disk full?") from None
+
     def report(message: str = "", force: bool = False) -> None:
         nonlocal last_report, acc, acc_n
         now = time.monotonic()
@@ -708,15 +724,20 @@ def train(
                 stats = batch_stats(feats, out.attention if has_attention else None, mask, float(loss.detach()),
                                     float(id_loss.detach()) if id_loss is not None else None)
                 spread = stats.attention_spread
+                tracklets_done += count
+                position["step"] += 1
+                position["global_step"] += 1
+                # After the step is counted, so the records name the step they describe.
                 health.update(stats, fraction())
                 if sorted(health.warnings) != said_health:  # a problem began or ended: log and show it
                     said_health = sorted(health.warnings)
                     log({"global_step": position["global_step"], "health": list(health.warnings.values()),
                          "problems": said_health, "time": time.time()})
                     report(force=True)
-                tracklets_done += count
-                position["step"] += 1
-                position["global_step"] += 1
+                if config.checkpoint_minutes and rank == 0 and elapsed() >= next_mark[0]:
+                    keep_weights(f"minute_{next_mark[0] / 60:g}")
+                    while next_mark[0] <= elapsed():
+                        next_mark[0] += 60 * config.checkpoint_minutes
                 if health.collapsed and config.stop_on_collapse:
                     reason = "collapsed"
                     break

@@ -54,9 +54,10 @@ def build_figure(kind: str, dataset: VideoDataset | None, results: Results | Seq
     """Build the figure of ``kind`` (call inside ``paper_style()``; ``export_figure`` does).
 
     Args:
-        kind: ``ranking``, ``failures``, ``attention`` or ``cmc``.
+        kind: ``ranking``, ``failures``, ``attention``, ``cmc`` or ``compare``.
         dataset: the dataset the results were computed on (not needed for ``cmc``).
-        results: one ``Results``; for ``cmc`` one or several (one curve each).
+        results: one ``Results``; for ``cmc`` one or several (one curve each); for ``compare``
+            two (A, then B).
         options: what to show and how big.
 
     Raises:
@@ -72,6 +73,15 @@ def build_figure(kind: str, dataset: VideoDataset | None, results: Results | Seq
         from reidviewer.figures.cmc import build_cmc
 
         return build_cmc(many, options)
+    if kind == "compare":
+        if len(many) != 2:
+            raise FigureError("results", f"a compare figure draws two results (A and B), got {len(many)}")
+        if dataset is None:
+            raise FigureError("dataset", "a compare figure shows frames and needs the dataset (--root)")
+        check_dataset(dataset, many[0])
+        from reidviewer.figures.compare import build_compare
+
+        return build_compare(dataset, many[0], many[1], options)
     if dataset is None:
         raise FigureError("dataset", f"a {kind} figure shows frames and needs the dataset (--root)")
     check_dataset(dataset, many[0])

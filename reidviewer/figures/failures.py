@@ -14,9 +14,9 @@ from reidviewer.figures.canvas import Canvas, fit_text, fmt_distance, grid, pt, 
 from reidviewer.figures.frames import FrameSource
 from reidviewer.figures.options import FigureOptions, figure_size, select_queries
 from reidviewer.figures.ranking import (
-    CELL_GAP, FRAME_GAP, HEAD_SIZE, LABEL_SIZE, MARGIN, MAX_THUMB_H, ROW_GAP, SEP_GAP, match_box,
+    CELL_GAP, FRAME_GAP, HEAD_SIZE, LABEL_SIZE, MARGIN, MAX_THUMB_H, ROW_GAP, SEP_GAP, match_box, probe_cell,
 )
-from reidviewer.figures.style import CHECK, CROSS, MATCH, NEUTRAL, NON_MATCH, PROBE
+from reidviewer.figures.style import CHECK, CROSS, MATCH, NEUTRAL, NON_MATCH
 
 if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
@@ -52,14 +52,8 @@ def build_failures(dataset: VideoDataset, results: Results, options: FigureOptio
     c.line([x_sep, x_sep], [g.row_y[0], g.row_y[-1] + g.fh + line], NEUTRAL, lw=0.4, ls=(0, (1, 1.5)))
 
     for row, r in enumerate(rows):
-        y = g.row_y[row]
-        below = y + g.fh + line - pt(1.2)
         probe = tr[int(results.query_indices[r])]
-        c.thumbs(src.strip(probe, n), g.col_x[0], y, g.fw, g.fh, FRAME_GAP)
-        c.box(g.col_x[0], y, g.col_w[0], g.fh, PROBE, lw=0.6)
-        c.text(g.col_x[0] + g.col_w[0] / 2, below,
-               fit_text([f"{probe.person} · {probe.camera}", probe.person, f"ID {probe.pid}"],
-                        g.col_w[0] + SEP_GAP, LABEL_SIZE), size=LABEL_SIZE)
+        y, below = probe_cell(c, g, row, line, src.strip(probe, n), probe, g.col_w[0] + SEP_GAP)
 
         top_rows, top_d, top_m = results.ranked(r, 1)
         t = tr[int(results.gallery_indices[int(top_rows[0])])]

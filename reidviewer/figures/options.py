@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from reidviewer.engine.results import Results
 
 #: The figure kinds, in the order the app lists them.
-KINDS = ("ranking", "failures", "attention", "cmc")
+KINDS = ("ranking", "failures", "attention", "cmc", "compare")
 #: Output formats, by file suffix.
 FORMATS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}
 #: How many queries a figure shows when none are named.
-DEFAULT_COUNT = {"ranking": 4, "failures": 4, "attention": 1, "cmc": 0}
+DEFAULT_COUNT = {"ranking": 4, "failures": 4, "attention": 1, "cmc": 0, "compare": 2}
 #: Default frames per tracklet: one thumbnail in a ranked list, a short strip elsewhere.
-DEFAULT_FRAMES = {"ranking": 1, "failures": 4, "attention": 8, "cmc": 0}
+DEFAULT_FRAMES = {"ranking": 1, "failures": 4, "attention": 8, "cmc": 0, "compare": 1}
 
 
 class FigureError(ReidViewerError):

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from reidviewer.figures.canvas import Canvas, fit_text, fmt_distance, grid, pt
-from reidviewer.figures.frames import FrameSource
+from reidviewer.figures.canvas import Canvas, Grid, fit_text, fmt_distance, grid, pt
+from reidviewer.figures.frames import FrameSource, Thumb
 from reidviewer.figures.options import FigureOptions, figure_size, select_queries
 from reidviewer.figures.style import BASE_FONT_SIZE, CHECK, CROSS, MATCH, NEUTRAL, NON_MATCH, PROBE
 
 if TYPE_CHECKING:
     from reidviewer.data.dataset import VideoDataset
+    from reidviewer.data.tracklet import Tracklet
     from reidviewer.engine.results import Results
 
 HEAD_SIZE = BASE_FONT_SIZE
@@ -43,6 +44,19 @@ def match_box(c: Canvas, x: float, y: float, w: float, h: float, is_match: bool)
 def match_label(c: Canvas, x: float, y: float, is_match: bool, extra: str) -> None:
     """``✓ 0.82`` / ``✗ 0.91`` centred at ``x`` on baseline ``y`` (only the glyph coloured)."""
     c.glyph_text(x, y, CHECK if is_match else CROSS, MATCH if is_match else NON_MATCH, extra, LABEL_SIZE)
+
+
+def probe_cell(c: Canvas, g: Grid, row: int, line: float, strip: list[Thumb], probe: Tracklet, label_width: float
+               ) -> tuple[float, float]:
+    """Row ``row``'s probe column: its frames ``strip`` boxed as the probe, its name below
+    (fitted to ``label_width``). Returns the row's top and the baseline of its labels."""
+    y = g.row_y[row]
+    below = y + g.fh + line - pt(1.2)
+    c.thumbs(strip, g.col_x[0], y, g.fw, g.fh, FRAME_GAP)
+    c.box(g.col_x[0], y, g.col_w[0], g.fh, PROBE, lw=0.6)
+    label = fit_text([f"{probe.person} · {probe.camera}", probe.person, f"ID {probe.pid}"], label_width, LABEL_SIZE)
+    c.text(g.col_x[0] + g.col_w[0] / 2, below, label, size=LABEL_SIZE)
+    return y, below
 
 
 def build_ranking(dataset: VideoDataset, results: Results, options: FigureOptions) -> Figure:
@@ -107,14 +121,8 @@ def build_ranking(dataset: VideoDataset, results: Results, options: FigureOption
         c.line([x_sep2, x_sep2], [y_a, y_b], NEUTRAL, lw=0.4, ls=(0, (1, 1.5)))
 
     for row, r in enumerate(rows):
-        y = g.row_y[row]
-        below = y + g.fh + line - pt(1.2)
         probe = tr[int(results.query_indices[r])]
-        c.thumbs(src.strip(probe, n), g.col_x[0], y, g.fw, g.fh, FRAME_GAP)
-        c.box(g.col_x[0], y, g.col_w[0], g.fh, PROBE, lw=0.6)
-        label = fit_text([f"{probe.person} · {probe.camera}", probe.person, f"ID {probe.pid}"],
-                         g.col_w[0] + SEP_GAP * 0.8, LABEL_SIZE)
-        c.text(g.col_x[0] + g.col_w[0] / 2, below, label, size=LABEL_SIZE)
+        y, below = probe_cell(c, g, row, line, src.strip(probe, n), probe, g.col_w[0] + SEP_GAP * 0.8)
 
         gallery_rows, dists, is_match = ranked[row]
         for i, (gr, d, m) in enumerate(zip(gallery_rows, dists, is_match)):

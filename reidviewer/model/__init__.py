@@ -19,7 +19,7 @@ from typing import Any
 
 # name -> submodule that defines it (lazy, PEP 562)
 _EXPORTS = {
-    "checkpoint_paths": "checkpoint",
+    "checkpoint_paths": "checkpoint_files",
     "load_checkpoint": "checkpoint",
     "read_checkpoint_meta": "checkpoint",
     "save_checkpoint": "checkpoint",

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from reidviewer.errors import CheckpointError
+from reidviewer.model.checkpoint_files import WEIGHTS_SUFFIX, checkpoint_paths  # noqa: F401 (re-exported)
 from reidviewer.model.config import ModelConfig
 from reidviewer.model.heads import HEADS
 from reidviewer.model.network import VideoReIDNet, build_model
@@ -38,7 +39,6 @@ from reidviewer.workspace import atomic_write_json, atomic_write_with
 
 FORMAT = "reidviewer-checkpoint"
 FORMAT_VERSION = 1
-WEIGHTS_SUFFIX = ".safetensors"
 #: Keys of the JSON document that ``save_checkpoint`` writes itself; ``meta`` may not use them.
 RESERVED_KEYS = (
     "format",
@@ -52,14 +52,6 @@ RESERVED_KEYS = (
     "num_parameters",
 )
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-
-
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(weights, metadata)`` paths of the checkpoint ``path`` names (either file, or the stem)."""
-    p = Path(path)
-    if p.suffix in (WEIGHTS_SUFFIX, ".json"):
-        p = p.with_suffix("")
-    return p.with_name(p.name + WEIGHTS_SUFFIX), p.with_name(p.name + ".json")
 
 
 def _sha256(path: Path) -> str:

@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from reidviewer.configs import config_from_dict
+
+
 @dataclass(frozen=True)
 class HeadTraits:
     """What a temporal head is, known without importing torch (the CLI and app list heads).
@@ -198,18 +201,7 @@ class ModelConfig:
         Raises:
             ValueError: naming the unknown keys, or what is invalid about a value.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown model config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
-        try:
-            return cls(**data)
-        except TypeError as exc:  # e.g. a string where a number belongs
-            raise ValueError(f"invalid model config: {exc}") from exc
+        return config_from_dict(cls, data, "model config")
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated)."""

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from reidviewer.configs import config_from_dict
+
 HINGE_FORMS = ("eq5", "rcn_code")
 #: distance stabiliser inside the square root (docs/method.md §4: gradient safety at d = 0).
 DISTANCE_EPS = 1e-12
@@ -81,12 +83,9 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LossConfig:
-        """Inverse of ``to_dict``; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown loss config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**data)
+        """Inverse of ``to_dict``; unknown keys are an error (``ValueError``), missing ones take
+        their defaults."""
+        return config_from_dict(cls, data, "loss config")
 
 
 @dataclass

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reidviewer.data.dataset import Split
-from reidviewer.data.tracklet import PackedNames, natural_key, sort_frames
+from reidviewer.data.dataset import Split, VideoDataset
+from reidviewer.data.tracklet import PackedNames, Tracklet, natural_key, sort_frames
 from reidviewer.errors import DatasetError, UsageError
 
 #: Frame file extensions the readers accept (compared lower-case).
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+
+#: What a reader's notice calls the tracklet folders it skipped for holding no frame.
+EMPTY_FOLDERS = "empty tracklet folder(s) (no .png/.jpg frames)"
 
 #: Seed of the random splits made when a dataset ships no split file (fixed: same splits every run).
 SPLIT_SEED = 0
@@ -147,6 +150,67 @@ class FramePacker:
         return [PackedNames(arr, a, b, p) for a, b, p in self._slices]
 
 
+def pack_tracklets(root: Path, rows: Sequence[tuple[int, int, str, str, str, Sequence[str]]]) -> list[Tracklet]:
+    """The tracklets of ``(pid, camid, person, camera, key, frame names)`` rows, in their order.
+
+    ``key`` is the tracklet folder relative to ``root`` (forward slashes) and the frame names
+    are the files in it; they are packed into one array (``FramePacker``).
+    """
+    packer = FramePacker()
+    for *_, key, names in rows:
+        packer.add(key + "/", names)
+    seqs = packer.build()
+    return [
+        Tracklet(index=i, pid=pid, camid=camid, frames=seqs[i], root=root, person=person, camera=camera, key=key)
+        for i, (pid, camid, person, camera, key, _) in enumerate(rows)
+    ]
+
+
+def part_split(parts: Sequence[int]) -> Split:
+    """The one split of a dataset laid out as fixed parts: ``parts[i]`` is tracklet ``i``'s
+    part, 0 for train, 1 for query, 2 for gallery."""
+    part_of = np.asarray(parts, dtype=np.int64)
+    return Split(
+        name="split 0",
+        train=np.nonzero(part_of == 0)[0].astype(np.int64),
+        query=np.nonzero(part_of == 1)[0].astype(np.int64),
+        gallery=np.nonzero(part_of == 2)[0].astype(np.int64),
+    )
+
+
+def parts_dataset(
+    reader: object,
+    root: Path,
+    protocol: str,
+    rows: Sequence[tuple[int, int, str, str, str, Sequence[str]]],
+    parts: Sequence[int],
+    notices: list[str],
+) -> VideoDataset:
+    """A dataset of fixed train / query / gallery folders (DukeMTMC-VideoReID, generic folders).
+
+    Args:
+        reader: the reader (its ``name`` and ``protocols`` are recorded).
+        root: the dataset root.
+        protocol: the protocol name to record.
+        rows: the tracklets, as for ``pack_tracklets``.
+        parts: each row's part (0 train, 1 query, 2 gallery): the one split.
+        notices: what the reader skipped, for the user.
+    """
+    name = reader.name  # type: ignore[attr-defined]
+    tracklets = pack_tracklets(root, rows)
+    return VideoDataset(
+        name=name,
+        root=root,
+        protocol=protocol,
+        tracklets=tracklets,
+        splits=[part_split(parts)],
+        protocols=reader.protocols,  # type: ignore[attr-defined]
+        eval_rule="market1501",
+        fingerprint=fingerprint(name, protocol, ((t.key, len(t.frames)) for t in tracklets)),
+        notices=notices,
+    )
+
+
 def random_splits(
     ids: Sequence[int],
     n_splits: int = NUM_RANDOM_SPLITS,
@@ -175,44 +239,6 @@ def random_splits(
         test, train = (first, second) if test_first else (second, first)
         out.append((sorted(train), sorted(test)))
     return out
-
-
-def two_camera_splits(
-    person_splits: Iterable[tuple[Iterable[int], Iterable[int]]],
-    tracks_of: dict[int, tuple[int, int]],
-    *,
-    source: Path,
-    fix: str,
-) -> list[Split]:
-    """Splits for a two-camera dataset: train = both cameras, query = camera 0, gallery = camera 1.
-
-    Args:
-        person_splits: ``(train_pids, test_pids)`` per split.
-        tracks_of: pid → (tracklet index in camera 0, tracklet index in camera 1).
-        source: where the splits came from (the split file, or the folder whose persons were
-            split at random), named when a split has no test person.
-        fix: what to do about such a split, for the message.
-
-    Raises:
-        DatasetError: a split has no test person: it would give 0 queries and an empty gallery.
-    """
-    splits = []
-    for i, (train, test) in enumerate(person_splits):
-        test = list(test)
-        if not test:
-            raise DatasetError(source, f"split {i} has no test persons, so it would give 0 queries; {fix}")
-        train_idx = sorted(j for p in train for j in tracks_of[p])
-        query = sorted(tracks_of[p][0] for p in test)
-        gallery = sorted(tracks_of[p][1] for p in test)
-        splits.append(
-            Split(
-                name=f"split {i}",
-                train=np.asarray(train_idx, dtype=np.int64),
-                query=np.asarray(query, dtype=np.int64),
-                gallery=np.asarray(gallery, dtype=np.int64),
-            )
-        )
-    return splits
 
 
 def fingerprint(name: str, protocol: str, entries: Iterable[tuple[str, int]], files: Iterable[Path] = ()) -> str:

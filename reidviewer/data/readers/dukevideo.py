@@ -12,21 +12,18 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from reidviewer.data.dataset import Split, VideoDataset
+from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.readers._common import (
-    FramePacker,
+    EMPTY_FOLDERS,
     check_protocol,
-    fingerprint,
     list_frames,
     list_subdirs,
+    parts_dataset,
     rel_posix,
     require_dir,
     skipped_notice,
 )
 from reidviewer.data.registry import register_reader
-from reidviewer.data.tracklet import Tracklet
 from reidviewer.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -61,8 +58,8 @@ def open_dukevideo(root: Path, protocol: str = "standard") -> VideoDataset:
         else:
             raise DatasetError(root, f"not a DukeMTMC-VideoReID folder; expected {DukeVideoReader.description}")
 
-    packer = FramePacker()
-    meta: list[tuple[int, int, int, str, str, str]] = []  # part, pid, camid, person, camera, key
+    rows: list[tuple[int, int, str, str, str, list[str]]] = []  # pid, camid, person, camera, key, frames
+    parts: list[int] = []
     empty: list[str] = []
     for p, part in enumerate(PARTS):
         part_dir = require_dir(base / part, f"{part}/<pid 4d>/<tracklet 4d>/ folders of frames")
@@ -86,39 +83,17 @@ def open_dukevideo(root: Path, protocol: str = "standard") -> VideoDataset:
                         "or 0001C6F0099X30823.jpg",
                     )
                 cam = int(m.group(2))
-                packer.add(key + "/", names)
-                meta.append((p, int(person), cam - 1, person, f"C{cam}", key))
+                rows.append((int(person), cam - 1, person, f"C{cam}", key, names))
+                parts.append(p)
     notices: list[str] = []
     if empty:
-        notices.append(skipped_notice(len(empty), "empty tracklet folder(s) (no .png/.jpg frames)", empty))
-    if not meta:
+        notices.append(skipped_notice(len(empty), EMPTY_FOLDERS, empty))
+    if not rows:
         raise DatasetError(base, "no tracklet with frames in train/, query/ or gallery/")
-    seqs = packer.build()
-    tracklets = [
-        Tracklet(index=i, pid=pid, camid=camid, frames=seqs[i], root=root, person=person, camera=camera, key=key)
-        for i, (_, pid, camid, person, camera, key) in enumerate(meta)
-    ]
-    part_of = np.array([m[0] for m in meta], dtype=np.int64)
-    split = Split(
-        name="split 0",
-        train=np.nonzero(part_of == 0)[0].astype(np.int64),
-        query=np.nonzero(part_of == 1)[0].astype(np.int64),
-        gallery=np.nonzero(part_of == 2)[0].astype(np.int64),
-    )
-    if len(split.query) == 0 or len(split.gallery) == 0:
-        which = "query" if len(split.query) == 0 else "gallery"
-        raise DatasetError(base / which, "holds no tracklet with frames")
-    return VideoDataset(
-        name="dukevideo",
-        root=root,
-        protocol=protocol,
-        tracklets=tracklets,
-        splits=[split],
-        protocols=DukeVideoReader.protocols,
-        eval_rule="market1501",
-        fingerprint=fingerprint("dukevideo", protocol, ((t.key, len(t.frames)) for t in tracklets)),
-        notices=notices,
-    )
+    for p, part in ((1, "query"), (2, "gallery")):
+        if p not in parts:
+            raise DatasetError(base / part, "holds no tracklet with frames")
+    return parts_dataset(DukeVideoReader, root, protocol, rows, parts, notices)
 
 
 @register_reader

@@ -16,21 +16,19 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from reidviewer.data.dataset import Split, VideoDataset
+from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.readers._common import (
-    FramePacker,
+    EMPTY_FOLDERS,
     check_name,
     check_protocol,
-    fingerprint,
     is_image_name,
     list_frames,
+    parts_dataset,
     rel_posix,
     skipped_notice,
 )
 from reidviewer.data.registry import register_reader
-from reidviewer.data.tracklet import UNKNOWN_CAMERA, UNKNOWN_CAMERA_NAMES, Tracklet, natural_key
+from reidviewer.data.tracklet import UNKNOWN_CAMERA, UNKNOWN_CAMERA_NAMES, natural_key
 from reidviewer.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -89,7 +87,7 @@ def open_folder(root: Path, protocol: str = "standard") -> VideoDataset:
     if "train" not in parts_present:
         notices.append("no train/ folder: the split has no training tracklets")
     if empty:
-        notices.append(skipped_notice(len(empty), "empty tracklet folder(s) (no .png/.jpg frames)", empty))
+        notices.append(skipped_notice(len(empty), EMPTY_FOLDERS, empty))
     for p in (1, 2):
         if not any(f[0] == p for f in found):
             raise DatasetError(root / PARTS[p], f"holds no tracklet with frames; expected {LAYOUT}")
@@ -97,41 +95,8 @@ def open_folder(root: Path, protocol: str = "standard") -> VideoDataset:
     pid_of = _natural_index({f[1] for f in found})
     camid_of = _natural_index({f[2] for f in found if f[2].lower() not in UNKNOWN_CAMERA_NAMES})
     camid_of.update({f[2]: UNKNOWN_CAMERA for f in found if f[2].lower() in UNKNOWN_CAMERA_NAMES})
-    packer = FramePacker()
-    for f in found:
-        packer.add(f[3] + "/", f[4])
-    seqs = packer.build()
-    tracklets = [
-        Tracklet(
-            index=i,
-            pid=pid_of[person],
-            camid=camid_of[camera],
-            frames=seqs[i],
-            root=root,
-            person=person,
-            camera=camera,
-            key=key,
-        )
-        for i, (_, person, camera, key, _) in enumerate(found)
-    ]
-    part_of = np.array([f[0] for f in found], dtype=np.int64)
-    split = Split(
-        name="split 0",
-        train=np.nonzero(part_of == 0)[0].astype(np.int64),
-        query=np.nonzero(part_of == 1)[0].astype(np.int64),
-        gallery=np.nonzero(part_of == 2)[0].astype(np.int64),
-    )
-    return VideoDataset(
-        name="folder",
-        root=root,
-        protocol=protocol,
-        tracklets=tracklets,
-        splits=[split],
-        protocols=FolderReader.protocols,
-        eval_rule="market1501",
-        fingerprint=fingerprint("folder", protocol, ((t.key, len(t.frames)) for t in tracklets)),
-        notices=notices,
-    )
+    rows = [(pid_of[person], camid_of[camera], person, camera, key, names) for _, person, camera, key, names in found]
+    return parts_dataset(FolderReader, root, protocol, rows, [f[0] for f in found], notices)
 
 
 @register_reader

@@ -19,22 +19,17 @@ import numpy as np
 
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.readers._common import (
+    EMPTY_FOLDERS,
     NUM_RANDOM_SPLITS,
     SPLIT_SEED,
-    FramePacker,
     check_protocol,
     fingerprint,
-    list_frames,
-    scan_person_folders,
     load_mat_int,
     random_splits,
-    rel_posix,
-    require_dir,
     skipped_notice,
-    two_camera_splits,
 )
+from reidviewer.data.readers._two_camera import TwoCameraFolders, two_camera_splits
 from reidviewer.data.registry import register_reader
-from reidviewer.data.tracklet import Tracklet
 from reidviewer.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -62,11 +57,6 @@ def find_splits_file(root: Path, base: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _scan_camera(cam_dir: Path) -> dict[int, str]:
-    """person number → folder name for one camera; misnamed or duplicate folders are errors."""
-    return scan_person_folders(cam_dir, _PERSON, "personNNN (for example person001)")
 
 
 def read_ls_set(path: Path, n_persons: int) -> list[np.ndarray]:
@@ -116,56 +106,25 @@ def open_ilidsvid(root: Path, name: str = "ilidsvid", protocol: str = "standard"
     if base is None:
         raise DatasetError(root, f"not an iLIDS-VID folder; expected {IlidsVidReader.description}")
     seq = base / "sequences"
-    cams = []
-    for cam in CAMERAS:
-        require_dir(seq / cam, f"sequences/{cam}/personNNN/ folders of frames")
-        cams.append(_scan_camera(seq / cam))
-
+    folders = TwoCameraFolders(root, seq, CAMERAS, _PERSON, "personNNN", "person001")
     notices: list[str] = []
-    both = sorted(set(cams[0]) & set(cams[1]))
-    one_cam = sorted(set(cams[0]) ^ set(cams[1]))
+    one_cam = [folders.where(p) for p in folders.in_one()]
     if one_cam:
-        examples = [f"{CAMERAS[0] if p in cams[0] else CAMERAS[1]}/{(cams[0] | cams[1])[p]}" for p in one_cam]
-        notices.append(skipped_notice(len(one_cam), "person folder(s) present in one camera only", examples))
+        notices.append(skipped_notice(len(one_cam), "person folder(s) present in one camera only", one_cam))
+    both = folders.in_both()
     if not both:
         raise DatasetError(seq, "no person folder is present in both sequences/cam1 and sequences/cam2")
 
     # Read every frame list first: a person with an empty sequence is not usable.
-    frames: dict[tuple[int, int], list[str]] = {}
-    empty: list[str] = []
-    for pid in both:
-        for c, cam in enumerate(CAMERAS):
-            folder = seq / cam / cams[c][pid]
-            names = list_frames(folder)
-            if names:
-                frames[pid, c] = names
-            else:
-                empty.append(rel_posix(folder, root))
-    if empty:
-        notices.append(skipped_notice(len(empty), "empty tracklet folder(s) (no .png/.jpg frames)", empty))
-    usable = [p for p in both if (p, 0) in frames and (p, 1) in frames]
+    usable = [p for p in both if folders.read(p)]
+    if folders.empty:
+        notices.append(skipped_notice(len(folders.empty), EMPTY_FOLDERS, folders.empty))
     if not usable:
         raise DatasetError(seq, "no person has frames in both cameras")
-    dropped = [cams[0][p] for p in both if p not in set(usable)]
+    dropped = [folders.persons[0][p] for p in both if p not in set(usable)]
     if dropped:
         notices.append(skipped_notice(len(dropped), "person(s) without frames in both cameras", dropped))
-
-    packer = FramePacker()
-    meta: list[tuple[int, int, str, str]] = []  # pid, camid, person, key
-    tracks_of: dict[int, tuple[int, int]] = {}
-    for pid in usable:
-        idx = []
-        for c, cam in enumerate(CAMERAS):
-            key = rel_posix(seq / cam / cams[c][pid], root)
-            packer.add(key + "/", frames[pid, c])
-            idx.append(len(meta))
-            meta.append((pid, c, cams[c][pid], key))
-        tracks_of[pid] = (idx[0], idx[1])
-    seqs = packer.build()
-    tracklets = [
-        Tracklet(index=i, pid=pid, camid=c, frames=seqs[i], root=root, person=person, camera=CAMERAS[c], key=key)
-        for i, (pid, c, person, key) in enumerate(meta)
-    ]
+    tracklets, tracks_of = folders.tracklets(usable)
 
     split_file = find_splits_file(root, base)
     if split_file is not None:

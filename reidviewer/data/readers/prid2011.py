@@ -22,21 +22,16 @@ from typing import TYPE_CHECKING
 
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.readers._common import (
+    EMPTY_FOLDERS,
     NUM_RANDOM_SPLITS,
     SPLIT_SEED,
-    FramePacker,
     check_protocol,
     fingerprint,
-    list_frames,
-    scan_person_folders,
     random_splits,
-    rel_posix,
-    require_dir,
     skipped_notice,
-    two_camera_splits,
 )
+from reidviewer.data.readers._two_camera import TwoCameraFolders, two_camera_splits
 from reidviewer.data.registry import register_reader
-from reidviewer.data.tracklet import Tracklet
 from reidviewer.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -57,11 +52,6 @@ def find_base(root: Path) -> Path | None:
         if (base / "multi_shot" / CAMERAS[0]).is_dir() or (base / "multi_shot" / CAMERAS[1]).is_dir():
             return base
     return None
-
-
-def _scan_camera(cam_dir: Path) -> dict[int, str]:
-    """person number → folder name for one camera; misnamed or duplicate folders are errors."""
-    return scan_person_folders(cam_dir, _PERSON, "person_NNNN (for example person_0001)")
 
 
 def read_splits_json(path: Path, known: dict[str, int]) -> list[tuple[list[int], list[int]]]:
@@ -123,40 +113,26 @@ def open_prid2011(root: Path, protocol: str = "ran") -> VideoDataset:
     if base is None:
         raise DatasetError(root, f"not a PRID-2011 folder; expected {Prid2011Reader.description}")
     ms = base / "multi_shot"
-    cams = []
-    for cam in CAMERAS:
-        require_dir(ms / cam, f"multi_shot/{cam}/person_NNNN/ folders of frames")
-        cams.append(_scan_camera(ms / cam))
-
+    folders = TwoCameraFolders(root, ms, CAMERAS, _PERSON, "person_NNNN", "person_0001")
     notices: list[str] = []
-    both = sorted(set(cams[0]) & set(cams[1]))
-    one_cam = len(set(cams[0]) ^ set(cams[1]))
+    one_cam = len(folders.in_one())
     if one_cam:
         notices.append(f"{one_cam} person folder(s) seen by one camera only are not identities (left out)")
+    both = folders.in_both()
 
     # A person counts as seen by both cameras once both sequences have frames; list frames
     # only until the 200 are found (cam_b alone has 749 persons).
-    frames: dict[tuple[int, int], list[str]] = {}
-    empty: list[str] = []
+    frames = folders.frames
     chosen: list[int] = []
     examined = 0
     for pid in both:
         if len(chosen) == RAN_PERSONS:
             break
         examined += 1
-        ok = True
-        for c, cam in enumerate(CAMERAS):
-            folder = ms / cam / cams[c][pid]
-            names = list_frames(folder)
-            if names:
-                frames[pid, c] = names
-            else:
-                empty.append(rel_posix(folder, root))
-                ok = False
-        if ok:
+        if folders.read(pid):
             chosen.append(pid)
-    if empty:
-        notices.append(skipped_notice(len(empty), "empty tracklet folder(s) (no .png/.jpg frames)", empty))
+    if folders.empty:
+        notices.append(skipped_notice(len(folders.empty), EMPTY_FOLDERS, folders.empty))
     if not chosen:
         raise DatasetError(ms, "no person has frames in both multi_shot/cam_a and multi_shot/cam_b")
     beyond = len(both) - examined
@@ -181,7 +157,7 @@ def open_prid2011(root: Path, protocol: str = "ran") -> VideoDataset:
                 split_file = folder / SPLITS_JSON
                 break
         if split_file is not None:
-            person_splits = read_splits_json(split_file, {cams[0][p]: p for p in chosen})
+            person_splits = read_splits_json(split_file, {folders.persons[0][p]: p for p in chosen})
         else:
             person_splits = random_splits(chosen, NUM_RANDOM_SPLITS, SPLIT_SEED, test_first=True)
             notices.append(
@@ -194,22 +170,7 @@ def open_prid2011(root: Path, protocol: str = "ran") -> VideoDataset:
             f"person splits (seed {SPLIT_SEED}), as RCN/RAN"
         )
 
-    packer = FramePacker()
-    meta: list[tuple[int, int, str, str]] = []
-    tracks_of: dict[int, tuple[int, int]] = {}
-    for pid in chosen:
-        idx = []
-        for c, cam in enumerate(CAMERAS):
-            key = rel_posix(ms / cam / cams[c][pid], root)
-            packer.add(key + "/", frames[pid, c])
-            idx.append(len(meta))
-            meta.append((pid, c, cams[c][pid], key))
-        tracks_of[pid] = (idx[0], idx[1])
-    seqs = packer.build()
-    tracklets = [
-        Tracklet(index=i, pid=pid, camid=c, frames=seqs[i], root=root, person=person, camera=CAMERAS[c], key=key)
-        for i, (pid, c, person, key) in enumerate(meta)
-    ]
+    tracklets, tracks_of = folders.tracklets(chosen)
     return VideoDataset(
         name="prid2011",
         root=root,
