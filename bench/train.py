@@ -108,6 +108,7 @@ def main() -> int:
     ap.add_argument("--heads", default="ran,mean")
     ap.add_argument("--steps", type=int, default=40, help="throughput: optimiser steps per recipe × head")
     ap.add_argument("--curves", action="store_true", help="also run the learning curves (long)")
+    ap.add_argument("--no-throughput", action="store_true", help="skip the throughput part")
     ap.add_argument("--fast-minutes", type=float, default=30.0)
     ap.add_argument("--paper-minutes", type=float, default=60.0)
     ap.add_argument("--mark", type=float, default=5.0, help="minutes between evaluated checkpoints")
@@ -131,7 +132,7 @@ def main() -> int:
     ds = open_dataset(root, "folder", workspace=wsp)
     train(TrainConfig(root=str(root), dataset="folder", epochs=0, run_name="bench-warm"), wsp, dataset=ds)
     print(f"{'recipe':7s} {'head':5s} {'tracklets/s':>12s}   (one thread, {args.steps} steps)")
-    for recipe in ("fast", "paper"):
+    for recipe in ("fast", "paper") if not args.no_throughput else ():
         for head in heads:
             rate = throughput(root, wsp, recipe, head, args.steps)
             out["throughput"][f"{recipe}/{head}"] = rate

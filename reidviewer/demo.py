@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reidviewer.errors import CheckpointError
 
-#: Size and seed of the demo data set generated on first launch.
+#: Size and seed of the demo dataset generated on first launch.
 DEMO_IDS = 150
 DEMO_SEED = 0
 #: The shipped checkpoint's file name and its folder inside the package.

@@ -24,30 +24,17 @@ def main() -> int:
     ap.add_argument("--frame", type=int, default=15, help="probe frame to show (the gallery shows frame 7)")
     args = ap.parse_args()
 
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from reidviewer.app.main_window import MainWindow
     from reidviewer.app.viewmodel import OpenRequest
     from reidviewer.workspace import Workspace
 
-    app = QApplication(sys.argv[:1])
+    from _window import open_window
+
     req = OpenRequest(root=Path(args.root) if args.root else None, name=args.dataset,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None)
-    w = MainWindow(Workspace(args.workspace), req)
-    w.resize(1280, 800)
-    w.show()
-    loop = QEventLoop()
-    w.results_shown.connect(loop.quit)
-    QTimer.singleShot(600_000, loop.quit)
-    loop.exec()
-    if w.session is None:
-        print("no session", file=sys.stderr)
+    opened = open_window(Workspace(args.workspace), req, 600_000)
+    if opened is None:
         return 1
-
-    def settle(ms: int = 800) -> None:
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
+    _app, w, settle = opened
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

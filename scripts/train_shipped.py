@@ -7,8 +7,8 @@ Trains RAN (K = 3), RAN without refinement (K = 0) and temporal mean pooling the
 split 0 of a SynthWalk set (generated if missing; 600 identities and seed 1 give 300 training
 identities and 300 held out), evaluates each on the held-out identities, audits attention
 against the recorded occlusion, does the same on the SynthWalk demo set (150 identities, seed
-0: other people), writes the rows into ``checkpoints/model_card.json`` and copies the RAN K = 3
-checkpoint to ``checkpoints/synthwalk-ran-k3.safetensors`` (+ .json). A run folder that
+0: other people), writes the rows into ``reidviewer/checkpoints/model_card.json`` and copies the RAN K = 3
+checkpoint to ``reidviewer/checkpoints/synthwalk-ran-k3.safetensors`` (+ .json). A run folder that
 already exists is resumed (a finished run is only evaluated), so the script can be re-run.
 """
 from __future__ import annotations
@@ -37,11 +37,14 @@ def main() -> int:
     ap.add_argument("--workspace", default="/tmp/ship-ws")
     ap.add_argument("--epochs", type=int, default=60)
     # lr 1e-2 collapsed the embedding to a constant after ~12 epochs (tanh saturation; hinge
-    # stuck at 1.0); 3e-3 trains steadily with 8 pairs per step (see checkpoints/MODEL_CARD.md).
+    # stuck at 1.0); 3e-3 trains steadily with 8 pairs per step (see reidviewer/checkpoints/MODEL_CARD.md).
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--pairs-per-step", type=int, default=8)
     ap.add_argument("--pooling", default="mean", choices=("mean", "sum", "l1"), help="attention pooling of the RAN heads")
     ap.add_argument("--attention-lr-scale", type=float, default=1.0, help="lr multiplier for θ, θ′")
+    ap.add_argument("--recipe", default="paper", choices=("paper", "fast"),
+                    help="paper: the settings above (the shipped checkpoint); fast: the fast recipe's defaults")
+    ap.add_argument("--minutes", type=float, default=0.0, help="time budget per model (fast recipe)")
     ap.add_argument("--models", default="ran3,ran0,mean")
     ap.add_argument("--tag", default="", help="suffix for run names and model-card keys (e.g. -e150)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -71,17 +74,22 @@ def main() -> int:
     demo = open_dataset(demo_data, workspace=ws)
     run_names = dict(item.split("=", 1) for item in args.run_names.split(",") if item)
     specs = {"ran3": ("ran", 3), "ran0": ("ran", 0), "mean": ("mean", 0)}
-    card = ROOT / "checkpoints" / "model_card.json"
+    card = ROOT / "reidviewer" / "checkpoints" / "model_card.json"
     rows = json.loads(card.read_text()) if card.is_file() else {}  # runs of other invocations stay
     for name in args.models.split(","):
         head, k = specs[name]
         e = args.epochs
         model = {"pooling": args.pooling} if head == "ran" else {}
-        cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr, model=model,
-                          attention_lr_scale=args.attention_lr_scale,
-                          recipe="paper", pairs_per_step=args.pairs_per_step, milestones=(int(e * 0.6), int(e * 0.85)),
-                          eval_every=max(e // 4, 1), checkpoint_every=0,
-                          run_name=run_names.get(name, f"ship-{name}{args.tag}"), seed=1)
+        if args.recipe == "fast":
+            cfg = TrainConfig(recipe="fast", root=str(data), head=head, iterations=k, epochs=e, minutes=args.minutes,
+                              eval_every=max(e // 4, 1), checkpoint_every=0,
+                              run_name=run_names.get(name, f"ship-{name}{args.tag}"), seed=1)
+        else:
+            cfg = TrainConfig(root=str(data), head=head, iterations=k, epochs=e, lr=args.lr, model=model,
+                              attention_lr_scale=args.attention_lr_scale,
+                              recipe="paper", pairs_per_step=args.pairs_per_step,
+                              milestones=(int(e * 0.6), int(e * 0.85)), eval_every=max(e // 4, 1),
+                              checkpoint_every=0, run_name=run_names.get(name, f"ship-{name}{args.tag}"), seed=1)
         t0 = time.time()
         last = [0.0]
 
@@ -118,7 +126,7 @@ def main() -> int:
                 "auroc_within": [float(a) for a in demo_audit.mean_tracklet_auroc]}
         print(json.dumps({key: rows[key]}, indent=1), flush=True)
         if name == "ran3" and not args.no_ship:
-            dest = ROOT / "checkpoints" / "synthwalk-ran-k3.safetensors"
+            dest = ROOT / "reidviewer" / "checkpoints" / "synthwalk-ran-k3.safetensors"
             shutil.copyfile(outcome.checkpoint, dest)
             shutil.copyfile(outcome.checkpoint.with_suffix(".json"), dest.with_suffix(".json"))
             doc = json.loads(dest.with_suffix(".json").read_text())

@@ -49,3 +49,32 @@ def test_models_are_named_as_people_say_them(ref, name):
     from reidviewer.app.viewmodel import model_name
 
     assert model_name(ref) == name
+
+
+def test_a_prefetched_session_is_the_one_the_window_would_load(synth_root, random_checkpoint, workspace):
+    import threading
+
+    from reidviewer.app.viewmodel import OpenRequest, Prefetch, load_session
+
+    req = OpenRequest(root=synth_root, name="synthwalk", checkpoint=random_checkpoint)
+    seen = []
+    s = Prefetch(req, workspace).wait(lambda *a: seen.append(a), threading.Event())
+    direct = load_session(req, workspace)
+    assert s.dataset.fingerprint == direct.dataset.fingerprint
+    assert s.metrics()["mAP"] == direct.metrics()["mAP"]
+
+
+def test_cancelling_the_window_job_cancels_the_prefetch(synth_root, random_checkpoint, tmp_path):
+    import threading
+
+    from reidviewer.app.viewmodel import OpenRequest, Prefetch
+    from reidviewer.errors import Cancelled
+    from reidviewer.workspace import Workspace
+
+    req = OpenRequest(root=synth_root, name="synthwalk", checkpoint=random_checkpoint)
+    cancel = threading.Event()
+    cancel.set()  # Cancel clicked before the (uncached) results were computed
+    pf = Prefetch(req, Workspace(tmp_path / "fresh"))
+    with pytest.raises(Cancelled):
+        pf.wait(lambda *a: None, cancel)
+    assert pf.cancel.is_set() and pf.done.is_set()

@@ -87,3 +87,13 @@ def test_the_training_form_labels_are_the_vocabulary(qtbot, tmp_path):
     for concept in ("dataset", "root", "recipe", "head", "epochs", "lr", "seed", "device", "eval_every"):
         assert TERMS[concept].label in labels, (concept, labels)
     assert "Reader" not in labels  # the CLI says --dataset, so the app says Dataset
+
+
+def test_one_spelling_of_dataset_everywhere_a_user_reads():
+    from pathlib import Path
+
+    import reidviewer
+
+    root = Path(reidviewer.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "data set" in p.read_text(encoding="utf-8")]
+    assert offenders == []

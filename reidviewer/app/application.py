@@ -4,10 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication
-
 from reidviewer.app import viewmodel
-from reidviewer.app.main_window import MainWindow
 from reidviewer.workspace import Workspace
 
 
@@ -29,10 +26,27 @@ def request_from_args(args) -> viewmodel.OpenRequest:
     )
 
 
+def _demo_ready(workspace) -> bool:
+    from reidviewer.demo import demo_is_ready
+
+    return demo_is_ready(workspace)
+
+
 def run_app(args) -> int:
     """Show the main window and run the event loop."""
+    workspace = Workspace(getattr(args, "workspace", None))
+    request = request_from_args(args)
+    prefetch = None
+    if request.root is not None or _demo_ready(workspace):
+        # Load while the GUI libraries import (a first launch generates the demo under the
+        # window's progress dialog instead).
+        prefetch = viewmodel.Prefetch(request, workspace)
+    from PySide6.QtWidgets import QApplication
+
+    from reidviewer.app.main_window import MainWindow
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("reidviewer")
-    window = MainWindow(Workspace(getattr(args, "workspace", None)), request_from_args(args))
+    window = MainWindow(workspace, request, prefetch)
     window.show()
     return app.exec()

@@ -81,6 +81,9 @@ class AttentionPlot(QWidget):
         layout.addWidget(self.plot, 1)
 
         self.curves: list[pg.PlotDataItem] = []
+        #: Compare mode: model B's curves, dashed (told apart without colour), same colours per k.
+        self.curves_b: list[pg.PlotDataItem] = []
+        self.attention_b = np.zeros((0, 0))
         self.attention = np.zeros((0, 0))
         self.highlight = 0
         self.length = 0
@@ -89,8 +92,9 @@ class AttentionPlot(QWidget):
 
     # ------------------------------------------------------------------ the state
     def _bind(self, state: ViewerState) -> None:
-        state.session_changed.connect(lambda _s: self.set_attention(None, ""))
+        state.session_changed.connect(lambda _s: (self.set_attention(None, ""), self.set_attention_b(None)))
         (state.query_changed if self.which == "probe" else state.gallery_changed).connect(lambda _r: self.reload())
+        state.comparison_changed.connect(lambda _c: self.reload())
         state.annotations_changed.connect(lambda _i: self._refresh_flags())
         state.iteration_changed.connect(self.set_highlight)
         state.frame_changed.connect(lambda who, i: self.set_playhead(i) if who == self.which else None)
@@ -104,15 +108,24 @@ class AttentionPlot(QWidget):
         t = self._tracklet()
         if t is None:
             self.set_attention(None, "")
+            self.set_attention_b(None)
             return
         session = self.state.session
+        comparing = self.state.comparison
         # The tracklet is named in the player above; the plot's own title stays short.
         title = f"{'probe' if self.which == 'probe' else 'gallery'} attention"
+        if comparing is not None:
+            title = f"{'probe' if self.which == 'probe' else 'gallery'} · B dashed"
         self.length = len(t)
         if not session.has_attention:
             self.show_uniform(title, len(t), set(session.frame_flags(t.index)))
         else:
             self.set_attention(session.attention(t.index), title, set(session.frame_flags(t.index)))
+        self.set_attention_b(comparing.session.attention(t.index) if comparing is not None else None)
+        if comparing is not None and not comparing.session.has_attention:
+            self.notice.setText((self.notice.text() + " · " if self.notice.isVisible() and self.notice.text() else "")
+                                + "B pools frames uniformly (no curve)")
+            self.notice.setVisible(True)
         self.set_highlight(self.state.iteration)
         self.set_playhead(self.state.frames[self.which])
 
@@ -211,6 +224,33 @@ class AttentionPlot(QWidget):
             self.toggles_box.addWidget(box)
             self.toggles.append(box)
 
+    def set_attention_b(self, attention: np.ndarray | None) -> None:
+        """Compare mode: model B's attention (K'+1, T) as dashed curves; ``None`` removes them."""
+        self.attention_b = np.zeros((0, 0)) if attention is None else np.asarray(attention, dtype=np.float64)
+        k1 = self.attention_b.shape[0] if self.attention_b.size else 0
+        if len(self.curves_b) != k1:
+            for c in self.curves_b:
+                self.legend.removeItem(c)
+                self.plot.removeItem(c)
+            self.curves_b = []
+            for k in range(k1):
+                # One legend entry stands for all of B's curves (the colours say k, as for A).
+                curve = self.plot.plot([], [], name="B (dashed)" if k == k1 - 1 else None)
+                self.curves_b.append(curve)
+        if k1:
+            x = np.arange(1, self.attention_b.shape[1] + 1)
+            for k, curve in enumerate(self.curves_b):
+                curve.setData(x, self.attention_b[k])
+            self.legend.setVisible(True)
+            if not self.attention.size:
+                self.plot.setXRange(0.5, max(self.attention_b.shape[1], 1) + 0.5, padding=0)
+        self.set_highlight(self.highlight)
+
+    @property
+    def iterations_b(self) -> int:
+        """Model B's curves shown (compare mode; 0 otherwise)."""
+        return len(self.curves_b) if self.attention_b.size else 0
+
     def set_flags(self, flags: set[int]) -> None:
         """Mark annotated frames (0-based indices) with orange dashed lines."""
         if not flags and not self.flag_items:
@@ -229,6 +269,10 @@ class AttentionPlot(QWidget):
         for i, c in enumerate(self.curves):
             c.setPen(pg.mkPen(iteration_color(i), width=3.2 if i == self.highlight else 1.2))
             c.setZValue(10 if i == self.highlight else 0)
+        for i, c in enumerate(self.curves_b):
+            c.setPen(pg.mkPen(iteration_color(i), width=2.6 if i == self.highlight else 1.1,
+                              style=Qt.PenStyle.DashLine))
+            c.setZValue(9 if i == self.highlight else 0)
 
     @property
     def iterations(self) -> int:

@@ -46,6 +46,7 @@ from reidviewer.app.metrics_panel import MetricsPanel
 from reidviewer.app.player import Player
 from reidviewer.app.query_list import QueryList
 from reidviewer.app.ranked_view import RankedView
+from reidviewer.app.saliency_overlay import SaliencyOverlay  # saliency (#20)
 from reidviewer.app.shortcuts import SHORTCUTS, help_rows
 from reidviewer.app.state import ViewerState
 from reidviewer.app.tasks import Job, start_job
@@ -106,7 +107,8 @@ class MainWindow(QMainWindow):
     results_shown = Signal()
     query_shown = Signal(int)
 
-    def __init__(self, workspace, open_request: viewmodel.OpenRequest | None = None) -> None:
+    def __init__(self, workspace, open_request: viewmodel.OpenRequest | None = None,
+                 prefetch: viewmodel.Prefetch | None = None) -> None:
         super().__init__()
         self.workspace = workspace
         self.state = ViewerState()
@@ -128,7 +130,7 @@ class MainWindow(QMainWindow):
         self.pages.currentChanged.connect(self._on_page)
         self.resize(1280, 800)
         if open_request is not None:
-            QTimer.singleShot(0, lambda: self.open(open_request))
+            QTimer.singleShot(0, lambda: self.open(open_request, prefetch))
 
     # ------------------------------------------------------------------ compatibility
     @property
@@ -181,6 +183,10 @@ class MainWindow(QMainWindow):
         row.addWidget(self.sync)
         row.addWidget(self.iteration_label, 1)
         col.addLayout(row)
+        # --- saliency (#20): overlay controls for both players, a row of their own ---
+        self.saliency = SaliencyOverlay(self.workspace, s, {"probe": self.probe, "gallery": self.gallery}, self)
+        col.addWidget(self.saliency.controls)
+        # --- end saliency ---
 
         self.ranked = RankedView(self.loader, s)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -189,6 +195,7 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([560, 240])
+        self.viewer_split = split
 
         # The Training page takes the whole centre: its form and curves need the room. It is
         # built when first shown (``training``): a launch that only views skips its cost.
@@ -232,6 +239,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.metrics, "Metrics")
         self.annotations = AnnotationController(self.state, self.workspace, self._settings, parent=self)
         self.tabs.addTab(_scrollable(self.annotations.panel), "Annotations")
+        # --- map of the whole set (issue 21) ---
+        from reidviewer.app.map_view import MapView
+
+        self.map_view = MapView(self.state, self.loader, self.workspace)
+        self.tabs.addTab(self.map_view, "Map")
+        # --- end map ---
         side = QDockWidget("Analysis", self)
         side.setObjectName("analysis")
         side.setWidget(self.tabs)
@@ -240,12 +253,14 @@ class MainWindow(QMainWindow):
         self.resizeDocks([dock, side], [265, 372], Qt.Orientation.Horizontal)
         self.analysis_dock = side
         # Context menus: the views ask, the annotation controller answers.
+        # --- find similar (issue 21): each tracklet menu gains "Find similar" ---
         self.probe.context_menu_requested.connect(
-            lambda pos: self.annotations.show_player_menu("probe", self.probe.mapToGlobal(pos)))
+            lambda pos: self._player_menu("probe", self.probe.mapToGlobal(pos)))
         self.gallery.context_menu_requested.connect(
-            lambda pos: self.annotations.show_player_menu("gallery", self.gallery.mapToGlobal(pos)))
-        self.ranked.tile_menu_requested.connect(self.annotations.show_gallery_menu)
-        self.queries.menu_requested.connect(self.annotations.show_query_menu)
+            lambda pos: self._player_menu("gallery", self.gallery.mapToGlobal(pos)))
+        self.ranked.tile_menu_requested.connect(self._tile_menu)
+        self.queries.menu_requested.connect(self._query_menu)
+        # --- end find similar ---
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -260,6 +275,23 @@ class MainWindow(QMainWindow):
         m.addAction(a)
         self.recent_menu = m.addMenu("Open &recent")
         self._fill_recent()
+        cmp = m.addMenu("Compare &with…")
+        self.compare_menu = cmp
+        for text, fn in (("A &checkpoint…", self._ask_compare_checkpoint),
+                         ("A &model plugin or imported model…", self._ask_compare_model),
+                         ("A saved &results file…", self._ask_compare_results)):
+            a = QAction(text, self)
+            a.triggered.connect(fn)
+            cmp.addAction(a)
+        cmp.addSeparator()
+        self.swap_action = QAction("&Swap A and B\tCtrl+B", self)
+        self.swap_action.triggered.connect(self.swap_models)
+        cmp.addAction(self.swap_action)
+        self.end_compare_action = QAction("&End compare mode", self)
+        self.end_compare_action.triggered.connect(lambda: self.state.set_comparison(None))
+        cmp.addAction(self.end_compare_action)
+        self.swap_action.setEnabled(False)
+        self.end_compare_action.setEnabled(False)
         m.addSeparator()
         exp = m.addMenu("&Export figure")
         for kind, text in (("auto", "From the current view…\tCtrl+E"), ("ranking", "Ranked retrievals…"),
@@ -297,6 +329,10 @@ class MainWindow(QMainWindow):
             "help": self.show_help,
             "export_figure": self.export_figure,
             "open_dataset": self._ask_open_dataset,
+            "swap_models": self.swap_models,
+            "toggle_saliency": self.saliency.toggle,  # saliency (#20)
+            "find_similar": lambda: self.find_similar_player("probe"),  # find similar (issue 21)
+            "find_similar_gallery": lambda: self.find_similar_player("gallery"),  # find similar (issue 21)
             "show_viewer": lambda: self.pages.setCurrentIndex(0),
             "show_training": lambda: self.pages.setCurrentIndex(1),
             **self.annotations.shortcut_handlers(),
@@ -333,14 +369,18 @@ class MainWindow(QMainWindow):
         s.query_changed.connect(self._on_query)
         s.gallery_changed.connect(self._on_gallery)
         s.annotations_changed.connect(self._on_annotations)
+        s.comparison_changed.connect(self._on_comparison_changed)
 
     def _set_status_text(self, text: str) -> None:
         self.status_text.setText(text)
         self.status_text.setToolTip(text)
 
     # ------------------------------------------------------------------ opening
-    def open(self, request: viewmodel.OpenRequest) -> None:
-        """Open a dataset + checkpoint in the background (progress and cancel in the status bar)."""
+    def open(self, request: viewmodel.OpenRequest, prefetch: viewmodel.Prefetch | None = None) -> None:
+        """Open a dataset + checkpoint in the background (progress and cancel in the status bar).
+
+        ``prefetch``: the same request already loading since launch (``application.run_app``).
+        """
         self.state.set_status(f"Opening {request.describe()} …")
         self._remember_recent(request)
         workspace = self.workspace
@@ -358,6 +398,8 @@ class MainWindow(QMainWindow):
                 self._demo_dialog = dialog
 
         def work(progress, cancel):
+            if prefetch is not None and prefetch.request == request:
+                return prefetch.wait(progress, cancel)
             return viewmodel.load_session(request, workspace, progress, cancel)
 
         self._run(work, self._on_session, "Opening")
@@ -455,8 +497,85 @@ class MainWindow(QMainWindow):
 
     def _on_annotations(self, identity: bool) -> None:
         s = self.state.session
+        if s is not None and identity and self.state.comparison is not None:
+            # B's results were ranked with the old identities: compare again to see both anew.
+            self.state.set_comparison(None)
+            self.state.set_status("Compare mode ended: the annotations changed identities — compare again")
+            return
         if s is not None and identity:
             self.state.set_status(s.status + self.annotations.status_suffix())
+
+    # ------------------------------------------------------------------ compare mode
+    def compare_with(self, source: Path | str) -> None:
+        """Compare mode: evaluate (or load) model B — a checkpoint, ``model:NAME`` reference or a
+        results file — on the open dataset and split, in the background, then show both."""
+        session = self.state.session
+        if session is None:
+            self.state.set_status("Open a dataset and model first, then compare with another")
+            return
+        workspace = self.workspace
+        self.state.set_status(f"Comparing with {viewmodel.model_name(source)} …")
+        self._demo_dialog = None
+
+        def work(progress, cancel):
+            return viewmodel.load_comparison(session, source, workspace, progress, cancel)
+
+        def done(comparing) -> None:
+            self._job_over()
+            if self.state.session is session:  # still the session B was paired with
+                self.state.set_comparison(comparing)
+
+        self._run(work, done, "Comparing")
+
+    def swap_models(self) -> None:
+        """Ctrl+B: exchange models A and B (compare mode)."""
+        if not self.state.swap_comparison():
+            self.state.set_status("Ctrl+B swaps the two models of compare mode: File ▸ Compare with… first")
+
+    def _on_comparison_changed(self, comparing) -> None:
+        s = self.state.session
+        on = comparing is not None
+        self.swap_action.setEnabled(on)
+        self.end_compare_action.setEnabled(on)
+        total = sum(self.viewer_split.sizes()) or 800
+        if on and s is not None:
+            self.setWindowTitle(f"reidviewer — {s.title} · compared with {comparing.name_b}")
+            self.state.set_status(comparing.status(s) + self.annotations.status_suffix())
+            self.viewer_split.setSizes([max(200, total - 390), 390])  # room for A's and B's rows
+            # Room for the ΔAP and A→B columns, taken from the Analysis side so the window
+            # keeps its width (the players need theirs).
+            self.queries_dock.setMinimumWidth(300)
+            self.resizeDocks([self.queries_dock, self.analysis_dock], [300, 340], Qt.Orientation.Horizontal)
+        elif s is not None:
+            self.setWindowTitle(f"reidviewer — {s.title}")
+            self.state.set_status(s.status + self.annotations.status_suffix())
+            self.viewer_split.setSizes([int(total * 0.7), total - int(total * 0.7)])
+            self.queries_dock.setMinimumWidth(255)
+            self.resizeDocks([self.queries_dock, self.analysis_dock], [265, 372], Qt.Orientation.Horizontal)
+        self._update_iteration_label()
+
+    def _ask_compare_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Compare with checkpoint", "", "Checkpoints (*.safetensors)")
+        if path:
+            self.compare_with(Path(path))
+
+    def _ask_compare_model(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        from reidviewer.engine.models import model_ref
+        from reidviewer.model.plugins import available_models
+
+        items = [*available_models(), "imported:NAME"]
+        text, ok = QInputDialog.getItem(self, "Compare with model", "Model B (NAME or NAME:ARG; imported:NAME for a "
+                                        "model saved by reidviewer import):", items, 0, True)
+        if ok and text.strip():
+            self.compare_with(model_ref(text.strip()))
+
+    def _ask_compare_results(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Compare with results file", str(self.workspace.results_dir),
+                                              "Results files (*.npz)")
+        if path:
+            self.compare_with(Path(path))
 
     # ------------------------------------------------------------------ playback
     def toggle_play(self) -> None:
@@ -625,8 +744,64 @@ class MainWindow(QMainWindow):
             self.job.cancel()
         self.probe.pause()
         self.gallery.pause()
+        self.saliency.shutdown()  # saliency (#20)
+        self.map_view.cancel()  # map (issue 21)
         self.loader.clear_queue()
         self.pool.waitForDone(3000)
         self.loader.wait_idle(3000)
         self.annotations.close()
         super().closeEvent(event)
+
+    # --- find similar (issue 21) ------------------------------------------------------------
+    def find_similar(self, query_row: int | None = None, gallery_row: int | None = None) -> None:
+        """Show the nearest tracklets of the whole set (query + gallery) to a query or gallery
+        tracklet in the ranked view, with distances and ✓/✗ (◀ Back returns)."""
+        from reidviewer.app.similar import point_of, similar_for
+
+        s = self.state.session
+        if s is None or (query_row is None and gallery_row is None):
+            self.state.set_status("Find similar: open a dataset and select a tracklet first")
+            return
+        view = similar_for(s, point_of(s, query_row, gallery_row), self.ranked.top_k.value())
+        self.pages.setCurrentIndex(0)
+        self.state.show_similar(view)
+        self.state.set_status(f"{view.header} — ◀ Back returns to the ranked gallery")
+
+    def find_similar_player(self, player: str) -> None:
+        """F / Shift+F: find similar to the probe's / the gallery player's tracklet."""
+        if player == "probe":
+            self.find_similar(query_row=self.state.query)
+        else:
+            self.find_similar(gallery_row=self.state.gallery)
+
+    def _with_find_similar(self, menu, **rows):
+        menu.addSeparator()
+        action = menu.addAction("Find similar (whole set)")
+        action.triggered.connect(lambda: self.find_similar(**rows))
+        return menu
+
+    def _tile_menu(self, row: int, global_pos) -> None:
+        from reidviewer.app.similar import tile_target
+
+        s = self.state.session
+        if s is None:
+            return
+        kind, r = tile_target(row)
+        t = s.gallery_tracklet(r) if kind == "gallery" else s.query_tracklet(r)
+        menu = self.annotations.tracklet_menu(t, merge=kind == "gallery")
+        self._with_find_similar(menu, **{f"{kind}_row": r}).exec(global_pos)
+
+    def _query_menu(self, query_row: int, global_pos) -> None:
+        s = self.state.session
+        if s is not None:
+            menu = self.annotations.tracklet_menu(s.query_tracklet(query_row))
+            self._with_find_similar(menu, query_row=query_row).exec(global_pos)
+
+    def _player_menu(self, player: str, global_pos) -> None:
+        t = self.state.tracklet(player)
+        if t is None:
+            return
+        menu = self.annotations.tracklet_menu(t, self.state.frames[player], merge=player == "gallery")
+        rows = {"query_row": self.state.query} if player == "probe" else {"gallery_row": self.state.gallery}
+        self._with_find_similar(menu, **rows).exec(global_pos)
+    # --- end find similar ---

@@ -38,6 +38,7 @@ class FrameView(QWidget):
         self.message = ""
         self.border: QColor | None = None
         self.flag_text = ""
+        self.overlay: QImage | None = None  # saliency (#20): RGBA drawn over the frame, same size
         self.setMinimumSize(96, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -59,6 +60,11 @@ class FrameView(QWidget):
             w, h = iw * scale, ih * scale
             target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
             p.drawImage(target, self.image)
+            if self.overlay is not None and not self.overlay.isNull():  # saliency (#20)
+                p.save()
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+                p.drawImage(target, self.overlay)
+                p.restore()
             if self.border is not None:
                 p.setPen(QPen(self.border, 4))
                 p.drawRect(target.adjusted(2, 2, -2, -2))
@@ -177,6 +183,8 @@ class Player(QWidget):
         self.index = 0
         self.base_fps = 30.0
         self.flags: dict[int, str] = {}
+        #: saliency (#20): ``overlay_for(frame, image)`` → QImage drawn over the frame, or None.
+        self.overlay_for = None
 
         self.heading = title
         self.title = QLabel(f"<b>{title}</b>")
@@ -379,6 +387,8 @@ class Player(QWidget):
         image = self.loader.get(path)
         error = self.loader.error(path)
         self.view.flag_text = self.flags.get(self.index, "")
+        # saliency (#20): the overlay of the frame under the playhead
+        self.view.overlay = self.overlay_for(self.index, image) if self.overlay_for is not None else None
         if error:
             self.view.set_image(image, f"cannot show this frame:\n{error}")
         else:

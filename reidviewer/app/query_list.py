@@ -32,10 +32,18 @@ from reidviewer.app.viewmodel import QueryRow  # noqa: F401  (re-exported: the l
 
 
 COLUMNS = ("", "person", "cam", "AP", "1st")  # frame counts are in the tooltip
+#: Extra columns in compare mode: AP(B) − AP(A), and the first-true-match rank A → B.
+COMPARE_COLUMNS = ("ΔAP", "1st A→B")
 SORTS = {
     "identity": (1, Qt.SortOrder.AscendingOrder, "identity"),
     "ap": (3, Qt.SortOrder.AscendingOrder, "AP ascending — failures first"),
     "rank": (4, Qt.SortOrder.DescendingOrder, "first-true-match rank, worst first"),
+}
+#: Compare mode's sorts (orders from ``engine.compare.Comparison.order``): key -> (combo text, label).
+COMPARE_SORTS = {
+    "fixed": ("sort: fixed by B first", "queries model B fixed at rank 1 first (largest AP gain first)"),
+    "broken": ("sort: broken by B first", "queries model B broke at rank 1 first (largest AP loss first)"),
+    "delta": ("sort: largest |ΔAP| first", "largest change of AP between A and B first"),
 }
 
 
@@ -45,6 +53,14 @@ class QueryTableModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[QueryRow] = []
+        self.compare = False
+
+    def set_compare(self, on: bool) -> None:
+        """Show (or hide) the compare-mode columns."""
+        if on != self.compare:
+            self.beginResetModel()
+            self.compare = on
+            self.endResetModel()
 
     def set_rows(self, rows: list[QueryRow]) -> None:
         self.beginResetModel()
@@ -55,11 +71,14 @@ class QueryTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.rows)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return len(COLUMNS)
+        return len(COLUMNS) + (len(COMPARE_COLUMNS) if self.compare else 0)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            return (COLUMNS + COMPARE_COLUMNS)[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section >= len(COLUMNS):
+            return ("AP of model B minus AP of model A" if section == len(COLUMNS) else
+                    "rank of the first true match with A → with B; ▲ fixed by B at rank 1, ▼ broken by B")
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -79,6 +98,14 @@ class QueryTableModel(QAbstractTableModel):
                 return "n/a" if r.ap != r.ap else f"{r.ap:.3f}"
             if c == 4:
                 return "–" if r.first_rank == 0 else f"#{r.first_rank}"
+            if c == 5:
+                d = r.delta_ap
+                return "n/a" if d != d else f"{d:+.3f}"
+            if c == 6:
+                if r.first_rank_b < 0 or r.first_rank == 0:
+                    return "–"
+                mark = " ▲" if r.change > 0 else (" ▼" if r.change < 0 else "")
+                return f"#{r.first_rank}→#{r.first_rank_b}{mark}"
         if role == Qt.ItemDataRole.UserRole:
             # Numeric sort keys; skipped queries (NaN AP / no match) sort last.
             if c == 0:
@@ -91,20 +118,36 @@ class QueryTableModel(QAbstractTableModel):
                 return 2.0 if r.ap != r.ap else r.ap
             if c == 4:
                 return r.first_rank if r.first_rank > 0 else -1
+            if c == 5:
+                return -2.0 if r.delta_ap != r.delta_ap else r.delta_ap
+            if c == 6:
+                return (r.change, -r.first_rank_b)
         if role == Qt.ItemDataRole.ForegroundRole and c == 0:
             return QBrush(MATCH if hit else NON_MATCH)
+        if role == Qt.ItemDataRole.ForegroundRole and c in (5, 6) and r.change:
+            return QBrush(MATCH if r.change > 0 else NON_MATCH)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (
+            tip = (
                 f"query row {r.row}: person {r.person}, camera {r.camera}, {r.frames} frames\n"
                 f"AP {r.ap:.3f}, first true match at rank {r.first_rank}"
             )
-        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 3, 4):
+            if r.first_rank_b >= 0:
+                what = {1: " — fixed by B", -1: " — broken by B"}.get(r.change, "")
+                tip += f"\nmodel B: AP {r.ap_b:.3f}, first true match at rank {r.first_rank_b}{what}"
+            return tip
+        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 3, 4, 5, 6):
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
 
 
 class _Proxy(QSortFilterProxyModel):
+    #: A compare sort's ``[results row] -> place``; ``None``: sort by the column's keys.
+    positions = None
+
     def lessThan(self, left, right) -> bool:  # noqa: N802
+        if self.positions is not None:
+            rows = self.sourceModel().rows
+            return bool(self.positions[rows[left.row()].row] < self.positions[rows[right.row()].row])
         a = left.data(Qt.ItemDataRole.UserRole)
         b = right.data(Qt.ItemDataRole.UserRole)
         try:
@@ -184,14 +227,50 @@ class QueryList(QWidget):
         self._quiet = False
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_menu)
+        self._sorting = False
         if state is not None:
+            state.comparison_changed.connect(self._on_comparison)
             state.session_changed.connect(self._on_session)
             state.annotations_changed.connect(lambda _i: self.update_rows())
             state.query_changed.connect(self._on_state_query)
             self.query_selected.connect(state.select_query)
 
+    def _rows(self) -> list[QueryRow]:
+        s = self.state
+        if s is None or s.session is None:
+            return []
+        rows = s.session.query_rows()
+        return s.comparison.query_rows(rows) if s.comparison is not None else rows
+
     def _on_session(self, session) -> None:
-        self.set_rows(session.query_rows() if session is not None else [])
+        self.set_rows(self._rows() if session is not None else [])
+
+    def _on_comparison(self, comparing) -> None:
+        """Compare mode on or off: the ΔAP and A→B columns and the compare sorts come and go."""
+        on = comparing is not None
+        self.sort_box.blockSignals(True)
+        try:
+            for key, (text, _label) in COMPARE_SORTS.items():
+                i = self.sort_box.findData(key)
+                if on and i < 0:
+                    self.sort_box.addItem(text, key)
+                elif not on and i >= 0:
+                    self.sort_box.removeItem(i)
+        finally:
+            self.sort_box.blockSignals(False)
+        current = self.current_row()
+        self.model.set_compare(on)
+        hh = self.view.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        # Room for ΔAP and A→B: the camera stays in the tooltip, A's rank is in "1st A→B".
+        self.view.setColumnHidden(2, on)
+        self.view.setColumnHidden(4, on)
+        if not on and self._sort_key in COMPARE_SORTS:
+            self._sort_key = "identity"
+        self.set_rows(self._rows())
+        if current is not None:
+            self._on_state_query(current)
 
     def _on_state_query(self, row) -> None:
         if row is not None and row != self.current_row():
@@ -211,7 +290,7 @@ class QueryList(QWidget):
         """Refresh the marks (AP, rank, flags) in place, keeping the selection and the sort."""
         if self.state is None or self.state.session is None:
             return
-        rows = self.state.session.query_rows()
+        rows = self._rows()
         if len(rows) != len(self.model.rows):
             self.set_rows(rows)
             return
@@ -223,7 +302,12 @@ class QueryList(QWidget):
 
     def _summarise(self, rows: list[QueryRow]) -> None:
         hits = sum(r.first_rank == 1 for r in rows)
-        self.summary.setText(f"{len(rows)} queries · {hits} hit at rank 1 · {len(rows) - hits} miss")
+        text = f"{len(rows)} queries · {hits} hit at rank 1 · {len(rows) - hits} miss"
+        if rows and rows[0].first_rank_b >= 0:
+            fixed = sum(r.change > 0 for r in rows)
+            broken = sum(r.change < 0 for r in rows)
+            text += f"\nB: ▲ {fixed} fixed · ▼ {broken} broken"
+        self.summary.setText(text)
 
     def set_rows(self, rows: list[QueryRow]) -> None:
         """Replace the queries; keeps the current sort."""
@@ -232,19 +316,41 @@ class QueryList(QWidget):
         self._summarise(rows)
 
     def sort_by(self, key: str) -> None:
-        """Sort by ``identity``, ``ap`` (ascending, failures first) or ``rank`` (worst first)."""
-        column, order, text = SORTS[key]
+        """Sort by ``identity``, ``ap`` (ascending, failures first) or ``rank`` (worst first); in
+        compare mode also ``fixed`` / ``broken`` (by B, first) or ``delta`` (largest |ΔAP| first)."""
+        if key in COMPARE_SORTS:
+            comparing = self.state.comparison if self.state is not None else None
+            if comparing is None:
+                raise ValueError(f"sort {key!r} needs compare mode (File ▸ Compare with…)")
+            column, order, text = 0, Qt.SortOrder.AscendingOrder, COMPARE_SORTS[key][1]
+            positions = comparing.sort_positions(key)
+        else:
+            column, order, text = SORTS[key]
+            positions = None
         self._sort_key = key
         i = self.sort_box.findData(key)
         if i != self.sort_box.currentIndex():
             self.sort_box.blockSignals(True)
             self.sort_box.setCurrentIndex(i)
             self.sort_box.blockSignals(False)
-        self.view.sortByColumn(column, order)
+        self._sorting = True
+        try:
+            self.proxy.positions = positions
+            self.proxy.invalidate()
+            self.view.sortByColumn(column, order)
+            self.proxy.sort(column, order)
+        finally:
+            self._sorting = False
         self.sort_label.setText(f"Sorted by {text}")
 
     def _on_header_sort(self, column: int, order: Qt.SortOrder) -> None:
-        name = COLUMNS[column] or "hit/miss"
+        if self._sorting:
+            return
+        if self.proxy.positions is not None:  # a header click leaves the compare sort
+            self.proxy.positions = None
+            self.proxy.invalidate()
+            self.proxy.sort(column, order)
+        name = (COLUMNS + COMPARE_COLUMNS)[column] or "hit/miss"
         direction = "ascending" if order == Qt.SortOrder.AscendingOrder else "descending"
         self.sort_label.setText(f"Sorted by {name}, {direction}")
 

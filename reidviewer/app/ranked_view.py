@@ -172,6 +172,15 @@ class RankedView(QWidget):
         head = QHBoxLayout()
         head.addWidget(self.header, 1)
         head.addWidget(self.top_k)
+        # --- find similar (issue 21): the way back to the query's ranked gallery ---
+        from PySide6.QtWidgets import QPushButton
+
+        self.back_button = QPushButton("◀ Back")
+        self.back_button.setObjectName("similar_back")
+        self.back_button.setToolTip("Leave find-similar and show the query's ranked gallery again")
+        self.back_button.setVisible(False)
+        head.insertWidget(0, self.back_button)
+        # --- end find similar ---
 
         def scrolled(w: QWidget) -> QScrollArea:
             area = QScrollArea()
@@ -187,6 +196,17 @@ class RankedView(QWidget):
         left = QVBoxLayout()
         left.addLayout(head)
         left.addWidget(scrolled(self.ranked), 1)
+        # Compare mode: model B's top-k under A's, for the same query.
+        self.b_label = QLabel("")
+        self.b_label.setMinimumWidth(10)
+        self.ranked_b = TileRow(loader)
+        self.ranked_b.clicked.connect(self.retrieval_clicked)
+        self.ranked_b.menu_requested.connect(self.tile_menu_requested)
+        self.b_area = scrolled(self.ranked_b)
+        left.addWidget(self.b_label)
+        left.addWidget(self.b_area, 1)
+        self.b_label.setVisible(False)
+        self.b_area.setVisible(False)
         right = QVBoxLayout()
         right.addWidget(self.truth_label)
         right.addWidget(scrolled(self.truth), 1)
@@ -199,20 +219,53 @@ class RankedView(QWidget):
         layout.addWidget(self.truth_box)
         if state is not None:
             state.session_changed.connect(lambda _s: self.show_ranking("Ranked gallery", [], []))
+            state.comparison_changed.connect(lambda _c: self.refresh())
             state.query_changed.connect(lambda _r: self.refresh())
             state.gallery_changed.connect(lambda _r: self.refresh())
             state.annotations_changed.connect(lambda _i: self.refresh())
             self.top_k_changed.connect(lambda _k: self.refresh())
-            self.retrieval_clicked.connect(state.select_gallery)
+            # --- find similar (issue 21) ---
+            self.retrieval_clicked.connect(self._open_tile)
+            self.back_button.clicked.connect(lambda: state.show_similar(None))
+            state.similar_changed.connect(lambda _v: self.refresh())
+            state.query_changed.connect(lambda _r: state.show_similar(None) if state.similar is not None else None)
+            # --- end find similar ---
 
     def refresh(self) -> None:
         """Show the state's query (its top-k and true matches), marking its gallery tracklet."""
         s = self.state
+        if self._show_similar():  # find similar (issue 21)
+            return
         if s is None or s.session is None or s.query is None:
             return
         session = s.session
-        self.show_ranking(session.ranking_header(s.query), session.ranked_tiles(s.query, self.top_k.value()),
+        comparing = s.comparison
+        header = session.ranking_header(s.query)
+        if comparing is not None:
+            r = session.results
+            ap = "n/a" if not r.valid[s.query] else f"{r.ap[s.query]:.3f}"
+            header = f"A · {comparing.name_a}: AP {ap}, first true match #{int(r.first_rank[s.query])}"
+        self.show_ranking(header, session.ranked_tiles(s.query, self.top_k.value()),
                           session.truth_tiles(s.query), s.gallery)
+        self.show_b(comparing, s.query, s.gallery)
+
+    def show_b(self, comparing, query_row: int | None, selected_row: int | None = None) -> None:
+        """Model B's top-k of the same query under A's (compare mode), or hide the row."""
+        on = comparing is not None and query_row is not None
+        self.b_label.setVisible(on)
+        self.b_area.setVisible(on)
+        if not on:
+            self.ranked_b.set_tiles([])
+            return
+        b = comparing.session
+        c = comparing.comparison
+        change = "  ▲ fixed by B" if c.fixed_mask[query_row] else ("  ▼ broken by B" if c.broken_mask[query_row] else "")
+        ap = "n/a" if not b.results.valid[query_row] else f"{b.results.ap[query_row]:.3f}"
+        text = (f"B · {comparing.name_b}: AP {ap}, first true match #{int(c.first_rank_b[query_row])}"
+                f" (A: #{int(c.first_rank_a[query_row])}){change}")
+        self.b_label.setText(text)
+        self.b_label.setToolTip(text)
+        self.ranked_b.set_tiles(b.ranked_tiles(query_row, self.top_k.value()), selected_row)
 
     def show_ranking(
         self, header: str, ranked: list[TileData], truth: list[TileData], selected_row: int | None = None
@@ -231,3 +284,31 @@ class RankedView(QWidget):
         self.truth_label.setText(short)
         self.truth_label.setToolTip(f"Every true match of this query and the rank it landed at: {ranks}")
         self.truth.set_tiles(truth, selected_row)
+
+    # --- find similar (issue 21) ----------------------------------------------------------------
+    def _show_similar(self) -> bool:
+        """Show the state's find-similar answer, if any (True when shown)."""
+        s = self.state
+        view = getattr(s, "similar", None) if s is not None else None
+        on = view is not None and s.session is not None and view.session is s.session
+        self.back_button.setVisible(on)
+        self.top_k.setEnabled(not on)
+        self.truth_box.setVisible(not on)  # the true-match row belongs to the query's ranking
+        if not on:
+            return False
+        self.show_b(None, None)
+        self.show_ranking(view.header, view.tiles, [], s.gallery)
+        self.header.setToolTip(f"{view.header}\nFind similar searches every query and gallery tracklet, not only "
+                               "the query's gallery; ✓ the anchor's identity, ✗ another. ◀ Back returns.")
+        return True
+
+    def _open_tile(self, row: int) -> None:
+        """A tile was clicked: a gallery row opens in the gallery player; in find-similar mode a
+        query that is not in the gallery (row ``-(query + 1)``) opens as the query."""
+        if self.state is None:
+            return
+        if row >= 0:
+            self.state.select_gallery(row)
+        else:
+            self.state.select_query(-row - 1)
+    # --- end find similar ---

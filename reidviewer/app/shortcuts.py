@@ -25,6 +25,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("prev_iteration", ("Alt+Up",), "Highlight the previous refinement iteration (wraps around)",
              "Attention"),
     Shortcut("next_iteration", ("Alt+Down",), "Highlight the next refinement iteration (wraps around)", "Attention"),
+    Shortcut("toggle_saliency", ("S",), "Show / hide the saliency overlay on both players", "Attention"),
     Shortcut("flag_occluded", ("Q",), "Flag the current probe frame as occluded", "Annotation"),
     Shortcut("flag_bad", ("O",), "Flag the current probe frame as a bad crop", "Annotation"),
     Shortcut("merge_identity", ("M",), "Merge the selected retrieval into the query's identity", "Annotation"),
@@ -32,6 +33,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("redo", ("Ctrl+Shift+Z",), "Redo", "Annotation"),
     Shortcut("export_figure", ("Ctrl+E",), "Export the current view as a figure", "File"),
     Shortcut("open_dataset", ("Ctrl+O",), "Open a dataset", "File"),
+    Shortcut("swap_models", ("Ctrl+B",), "Compare mode: swap models A and B", "Compare"),
+    # --- find similar (issue 21) ---
+    Shortcut("find_similar", ("F",), "Find similar: the probe's nearest tracklets over the whole set", "Map"),
+    Shortcut("find_similar_gallery", ("Shift+F",), "Find similar to the tracklet in the gallery player", "Map"),
+    # --- end find similar ---
     Shortcut("quit", ("Ctrl+Q",), "Quit", "File"),
     Shortcut("show_viewer", ("Ctrl+1",), "Show the Viewer page", "View"),
     Shortcut("show_training", ("Ctrl+2",), "Show the Training page", "View"),

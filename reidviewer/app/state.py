@@ -65,6 +65,7 @@ class ViewerState:
     def set_session(self, session: Any) -> None:
         """Show a new session: no query selected yet, the final refinement iteration highlighted."""
         self.session = session
+        comparing = self.comparison is not None
         self.comparison = None
         self.query = None
         self.gallery = None
@@ -72,6 +73,8 @@ class ViewerState:
         self.iteration = self.final_iteration
         self.session_changed.emit(session)
         self.iteration_changed.emit(self.iteration)
+        if comparing:
+            self.comparison_changed.emit(None)
 
     def set_comparison(self, comparing: Any) -> None:
         """Compare mode: a second model on the same queries and gallery (``viewmodel.Comparing``,
@@ -188,3 +191,16 @@ class ViewerState:
         """A one-line message for the status bar."""
         self.status = text
         self.status_changed.emit(text)
+
+    # --- find similar (issue 21) ------------------------------------------------------------
+    #: ``similar_changed(view)``: the ranked view shows the nearest tracklets of the whole set
+    #: to one tracklet (``app.similar.SimilarView``), or ``None``: back to the query's ranking.
+    similar_changed = Signal(object)
+    #: The find-similar answer shown, or ``None``.
+    similar: Any = None
+
+    def show_similar(self, view: Any) -> None:
+        """Show a find-similar answer in the ranked view (``None``: back to the ranked gallery)."""
+        self.similar = view
+        self.similar_changed.emit(view)
+    # --- end find similar ---

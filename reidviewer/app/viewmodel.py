@@ -525,6 +525,52 @@ def load_comparison(session_a: Session, source: Path | str, workspace, progress:
     return Comparing(b, c)
 
 
+class Prefetch:
+    """``load_session`` started in a plain thread before the window exists.
+
+    A launch spends about a second importing the GUI libraries and building the window;
+    opening the dataset and reading the cached results meanwhile shows them that much sooner.
+    The window's job then waits on this one (``wait`` has a job function's signature),
+    relaying its progress and its Cancel.
+    """
+
+    def __init__(self, request: OpenRequest, workspace) -> None:
+        self.request = request
+        self.cancel = threading.Event()
+        self.latest: tuple[int, int, str] = (0, 0, "")
+        self.result: Session | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._workspace = workspace
+        threading.Thread(target=self._run, name="reidviewer-prefetch", daemon=True).start()
+
+    def _progress(self, done: int, total: int, text: str = "") -> None:
+        if self.cancel.is_set():
+            from reidviewer.errors import Cancelled
+
+            raise Cancelled("cancelled")
+        self.latest = (done, total, text)
+
+    def _run(self) -> None:
+        try:
+            self.result = load_session(self.request, self._workspace, self._progress, self.cancel)
+        except BaseException as exc:  # noqa: BLE001 — handed to the window's job, which reports it
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def wait(self, progress: Callable[..., None], cancel: threading.Event) -> Session:
+        """The session, once loaded; ``progress`` hears the loading's progress meanwhile."""
+        while not self.done.wait(0.05):
+            if cancel.is_set():
+                self.cancel.set()
+            progress(*self.latest)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 def load_session(
     request: OpenRequest, workspace, progress: Progress | None = None, cancel: threading.Event | None = None
 ) -> Session:

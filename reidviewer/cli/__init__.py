@@ -9,7 +9,7 @@ is a bug and keeps its traceback.
 
 Modules: ``common`` (shared options and helpers), ``data`` (``info``, ``synth``), ``view``
 (``open`` and the default), ``train``, ``evaluate`` (``evaluate``, ``audit``), ``compare``, ``importing``
-(``import``), ``export``.
+(``import``), ``export``, ``similar`` (``similar``; ``export map``).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ EXIT_TERMINATED = 143
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``reidviewer`` command."""
     from reidviewer.cli import common, compare, data, evaluate, export, importing, train, view
+    from reidviewer.cli import similar  # map of the whole set (issue 21)
 
     parser = argparse.ArgumentParser(
         prog="reidviewer",
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     common.add_workspace(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (data, view, train, evaluate, compare, importing, export):
+    for module in (data, view, train, evaluate, compare, importing, export, similar):
         module.register(sub)
     return parser
 

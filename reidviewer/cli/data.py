@@ -20,8 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("synth", help="generate a SynthWalk data set",
-                       description="Generate a SynthWalk data set: the demo's iLIDS-VID layout (default), a "
+    p = sub.add_parser("synth", help="generate a SynthWalk dataset",
+                       description="Generate a SynthWalk dataset: the demo's iLIDS-VID layout (default), a "
                                    "folder of tracklets, or MARS's layout at MARS's counts.")
     p.add_argument("out", metavar="OUT", help="folder to write (must not exist or be empty)")
     p.add_argument("--layout", default="ilidsvid", choices=("ilidsvid", "folder", "mars"),

@@ -46,6 +46,10 @@ def register(sub: Any) -> None:
     p.add_argument("--threshold", type=float, default=0.3,
                    help="SynthWalk occlusion ratio that flags a frame (default 0.3)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    # --- saliency (#20) ---
+    p.add_argument("--saliency-pairs", type=int, default=24, metavar="N",
+                   help="saliency sanity checks on the first N queries and their top-1 (0: skip; default 24)")
+    # --- end saliency ---
     add_device(p)
     p.set_defaults(func=cmd_audit)
 
@@ -111,7 +115,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     report["checkpoint"] = str(checkpoint)
+    # --- saliency (#20): share of Grad-CAM mass on person / occluders, trained vs randomised ---
+    if getattr(args, "saliency_pairs", 0) > 0:
+        from reidviewer.engine.saliency_audit import saliency_audit
+
+        report["saliency"] = saliency_audit(dataset, results, ws, pairs=args.saliency_pairs,
+                                            progress=_progress_bar("saliency"), checkpoint=checkpoint)
+    # --- end saliency ---
     print(format_audit(report))
+    if "saliency" in report:  # saliency (#20)
+        from reidviewer.engine.saliency_audit import format_saliency
+
+        print(format_saliency(report["saliency"]))
     if args.json:
         write_json(args.json, report)
     return 0

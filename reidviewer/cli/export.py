@@ -5,6 +5,7 @@
     reidviewer export attention --results FILE --queries 3 --compare top1 --size double
     reidviewer export cmc       --checkpoint a.safetensors --checkpoint b.safetensors --root DIR
     reidviewer export compare   --checkpoint a.safetensors --checkpoint b.safetensors --root DIR --size double
+    reidviewer export map       --results FILE --color-by camera --method umap --out map.pdf
 
 The figure is the one the app's File ▸ Export figure saves for the same options
 (``reidviewer.figures.export_figure`` draws both). Matplotlib is used through its Agg/PDF/SVG
@@ -47,7 +48,7 @@ def register(sub: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("kind", choices=KINDS, help="figure kind")
+    p.add_argument("kind", choices=(*KINDS, "map", "saliency"), help="figure kind")  # map: cli.similar; saliency: cli.saliency
     add_dataset(p, required=False)
     add_workspace(p)
     p.add_argument("--checkpoint", metavar="FILE", action="append", default=[],
@@ -82,6 +83,16 @@ def register(sub: Any) -> None:
     p.add_argument("--no-occlusion", action="store_true", help="attention: no occlusion row (SynthWalk)")
     p.add_argument("--attention-scale", default="fixed", choices=("fixed", "stretch"),
                    help="attention: colours for α on 0-1 (fixed, as the app) or stretched to the figure's range")
+    # --- map of the whole set (issue 21) ---
+    from reidviewer.cli.similar import add_map_options
+
+    add_map_options(p)
+    # --- end map ---
+    # --- saliency (#20) ---
+    from reidviewer.cli.saliency import add_saliency_options
+
+    add_saliency_options(p)
+    # --- end saliency ---
     p.set_defaults(func=cmd_export)
 
 
@@ -95,6 +106,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``reidviewer export``: build the figure and write it."""
     from reidviewer.engine.results import Results
     from reidviewer.figures import FigureError, FigureOptions, export_figure, parse_queries
+    if args.kind == "map":  # --- map of the whole set (issue 21) ---
+        from reidviewer.cli.similar import cmd_export_map
+
+        return cmd_export_map(args)
     ws = workspace_of(args)
     if not args.checkpoint and not args.results:
         raise FigureError("export", "give --checkpoint FILE (with --root DIR) or --results FILE")
@@ -136,6 +151,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     queries: tuple[int, ...] = ()
     if args.queries:
         queries = parse_queries(args.queries, dataset, results[0])
+    # --- saliency (#20): the "when and where" figure ---
+    if args.kind == "saliency":
+        from reidviewer.cli.saliency import cmd_export_saliency
+
+        return cmd_export_saliency(args, ws, dataset, results[0], queries)
+    # --- end saliency ---
     options = FigureOptions(
         size=args.size,
         dpi=args.dpi,

@@ -1,4 +1,4 @@
-"""SynthWalk: a seeded generator of pedestrian tracklets, written in real data sets' layouts.
+"""SynthWalk: a seeded generator of pedestrian tracklets, written in real datasets' layouts.
 
 Each identity is a walking figure (head, hair, torso, arms and legs that swing with a gait
 cycle) whose clothing colours, shirt pattern, lower garment, shoes, accessories, proportions and
@@ -857,6 +857,12 @@ class RenderedTracklet:
     occlusion: np.ndarray
     first_frame: int
     occluders: list[dict[str, Any]]
+    # --- saliency (#20): per-frame masks, only when render_tracklet(masks=True) ---
+    #: (n, height, width) bool: pixels of the person (alpha > 1/2 after downsampling), or None.
+    person_masks: np.ndarray | None = None
+    #: (n, height, width) bool: pixels of the occluders, or None.
+    occluder_masks: np.ndarray | None = None
+    # --- end saliency ---
 
 
 #: Kinds of tracklet ``render_tracklet`` draws.
@@ -872,13 +878,15 @@ def _draw_length(rng: np.random.Generator, config: SynthConfig) -> int:
     return int(np.clip(round(rng.lognormal(mu, sigma)), config.min_len, config.max_len))
 
 
-def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kind: str = "person") -> RenderedTracklet:
+def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kind: str = "person",
+                    masks: bool = False) -> RenderedTracklet:
     """Render tracklet ``index`` of person ``pid`` (1-based) in camera ``cam`` (1-based).
 
     Deterministic: depends only on ``config`` (seed, sizes) and ``(pid, cam, index, kind)``.
     Tracklet 0 of a person in a camera is the demo's tracklet; later ones (sets with several
     tracklets per person and camera) draw from generators of their own. ``kind="junk"`` draws
-    a bad detection: the box cuts the person off at its edge.
+    a bad detection: the box cuts the person off at its edge. ``masks=True`` also records each
+    frame's person and occluder masks (same pixels; used by the saliency audit).
     """
     if pid < 1 or (kind == "person" and pid > config.ids and not (config.distractors or config.junk)):
         raise ValueError(f"person {pid} is outside 1..{config.ids}")
@@ -942,6 +950,8 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kin
     hit: list[list[int]] = [[] for _ in events]  # frames where each event hides some of the person
     person = np.zeros((Hc, Wc, 4), np.uint8)
     occ = np.zeros((Hc, Wc, 4), np.uint8)
+    pmasks = np.zeros((n, h, w), bool) if masks else None  # saliency (#20)
+    omasks = np.zeros((n, h, w), bool) if masks else None
     for t in range(n):
         person[:] = 0
         phase = phase0 + 2 * math.pi * t / look.period
@@ -949,6 +959,8 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kin
                      fig_h * (1 + 0.012 * jit[t, 2]), view, facing, phase)
         x0 = int(round(bg_speed * t)) if facing > 0 else span - 2 - int(round(bg_speed * t))
         img = _over(np.ascontiguousarray(bg[:, x0:x0 + w]), _shrink(person, w, h))
+        if pmasks is not None:  # saliency (#20)
+            pmasks[t] = _shrink(person, w, h)[:, :, 3] > 127
         if events:
             occ[:] = 0
             # Masks at the drawing resolution: a pixel belongs to a layer when its alpha > 1/2.
@@ -963,6 +975,8 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kin
                 covered = now
             occl[t] = covered / total if total else 0.0
             img = _over(img, _shrink(occ, w, h))
+            if omasks is not None:  # saliency (#20)
+                omasks[t] = _shrink(occ, w, h)[:, :, 3] > 127
         out = cv2.GaussianBlur(cv2.LUT(img, lut), blur, style["blur"])
         b, dy, dx = pick[t]
         out = cv2.add(out, np.ascontiguousarray(bank_pos[b, dy:dy + h, dx:dx + w]))
@@ -972,7 +986,13 @@ def render_tracklet(config: SynthConfig, pid: int, cam: int, index: int = 0, kin
     if (h, w) != (config.height, config.width):
         frames = np.stack([cv2.resize(f, (config.width, config.height), interpolation=cv2.INTER_LINEAR)
                            for f in frames])
-    return RenderedTracklet(frames=frames, occlusion=occl, first_frame=first, occluders=occluders)
+        if pmasks is not None:  # saliency (#20)
+            pmasks, omasks = ([cv2.resize(m.astype(np.uint8), (config.width, config.height),
+                                          interpolation=cv2.INTER_NEAREST).astype(bool) for m in ms]
+                              for ms in (pmasks, omasks))
+            pmasks, omasks = np.stack(pmasks), np.stack(omasks)
+    return RenderedTracklet(frames=frames, occlusion=occl, first_frame=first, occluders=occluders,
+                            person_masks=pmasks, occluder_masks=omasks)
 
 
 def describe_identity(config: SynthConfig, pid: int) -> dict[str, str]:
@@ -981,11 +1001,11 @@ def describe_identity(config: SynthConfig, pid: int) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Writing the data set.
+# Writing the dataset.
 
 
 def tracklet_key(pid: int, cam: int) -> str:
-    """The demo tracklet's key: its folder relative to the data set root, as the readers name it."""
+    """The demo tracklet's key: its folder relative to the dataset root, as the readers name it."""
     return f"{SEQUENCES.as_posix()}/cam{cam}/person{pid:03d}"
 
 
@@ -1073,7 +1093,7 @@ def read_sidecar(root: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DatasetError(path, "missing (not a SynthWalk data set)") from None
+        raise DatasetError(path, "missing (not a SynthWalk dataset)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(path, f"unreadable SynthWalk sidecar ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != "synthwalk" or not isinstance(data.get("tracklets"), dict):
@@ -1130,7 +1150,7 @@ def generate(
     progress: Callable[..., None] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Generate a SynthWalk data set into ``out`` (iLIDS-VID layout plus ``synthwalk.json``).
+    """Generate a SynthWalk dataset into ``out`` (iLIDS-VID layout plus ``synthwalk.json``).
 
     Everything is written into a hidden folder beside ``out`` that is renamed to ``out`` only
     when complete; if the run fails or is interrupted, the partial folder is removed.

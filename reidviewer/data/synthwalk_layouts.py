@@ -1,6 +1,6 @@
 """Where SynthWalk's tracklets go on disk: the plan of every tracklet and the index files.
 
-Three layouts, each exactly as the real data set it imitates, so the real readers open them
+Three layouts, each exactly as the real dataset it imitates, so the real readers open them
 without special cases:
 
 ``ilidsvid`` (the demo)

@@ -89,14 +89,21 @@ def extract(
     progress: Progress = _noop,
     cancel: threading.Event | None = None,
     preprocess_config=None,
+    crop=None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Features (N, D) and attention traces {tracklet index: (K+1, T)} for tracklets ``indices``."""
+    """Features (N, D) and attention traces {tracklet index: (K+1, T)} for tracklets ``indices``.
+
+    ``crop`` (a ``transforms.CropParams``) replaces the test-time centre crop (one TTA view).
+    """
     import torch
 
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.preprocess import PreprocessConfig
-    from reidviewer.data.transforms import sample_test_clip, test_transform
+    from reidviewer.data.transforms import apply_crop, sample_test_clip, test_transform
     from reidviewer.model.inference import extract_features
+
+    def view(seq):
+        return test_transform(seq) if crop is None else apply_crop(seq, crop)
 
     indices = np.asarray(indices, dtype=np.int64)
     cache = FrameCache(workspace, dataset, preprocess_config or PreprocessConfig())
@@ -132,13 +139,42 @@ def extract(
         check_cancelled(cancel)
         n = len(dataset.tracklets[int(idx)])
         sel = sample_test_clip(n, settings.max_frames, int(idx) in tail_indices)
-        clip = test_transform(cache.network_input(int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
+        clip = view(cache.network_input(int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
         batch.append((int(idx), clip))
         frames_in_batch += len(sel)
         if frames_in_batch >= settings.batch_frames:
             flush()
     flush()
     return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
+
+
+def _extract_tta(dataset, needed, model, workspace, settings, tail, dev, progress, cancel, preprocess,
+                 q_rows, g_rows):
+    """RCN's 16-view test-time augmentation: the Euclidean distances of the 16 views, summed.
+
+    Returns the mean feature over the views (what the results file stores for the map and
+    exports), the centre view's attention, and the summed (Nq, Ng) distances that rank.
+    """
+    from reidviewer.data.transforms import TEST_OFFSET, CropParams, tta_params
+
+    views = tta_params()
+    total = None
+    feat_sum = None
+    attention: dict[int, np.ndarray] = {}
+    for v, crop in enumerate(views):
+        def view_progress(done: int, n: int, text: str = "", v=v) -> None:
+            progress(done, n, f"{text} (test view {v + 1} of {len(views)})")
+
+        feats, att = extract(dataset, needed, model, workspace, settings, tail, dev, view_progress, cancel,
+                             preprocess_config=preprocess, crop=crop)
+        q, g = feats[q_rows].astype(np.float64), feats[g_rows].astype(np.float64)
+        d2 = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T
+        d = np.sqrt(np.maximum(d2, 0.0))
+        total = d if total is None else total + d
+        feat_sum = feats.astype(np.float64) if feat_sum is None else feat_sum + feats
+        if crop == CropParams(TEST_OFFSET, TEST_OFFSET, False):
+            attention = att
+    return (feat_sum / len(views)).astype(np.float32), attention, total.astype(np.float32)
 
 
 def preprocess_config_of(meta: dict):
@@ -214,11 +250,18 @@ def compute_results(
     model.to(dev).eval()
     needed = np.unique(np.concatenate([sp.query, sp.gallery]))
     tail = set(int(i) for i in sp.gallery) if settings.gallery_tail else set()
-    feats, attention = extract(dataset, needed, model, workspace, settings, tail, dev, progress, cancel,
-                               preprocess_config=preprocess)
     row_of = {int(t): i for i, t in enumerate(needed)}
-    qf = feats[[row_of[int(i)] for i in sp.query]]
-    gf = feats[[row_of[int(i)] for i in sp.gallery]]
+    q_rows = [row_of[int(i)] for i in sp.query]
+    g_rows = [row_of[int(i)] for i in sp.gallery]
+    distances = None
+    if not settings.tta:
+        feats, attention = extract(dataset, needed, model, workspace, settings, tail, dev, progress, cancel,
+                                   preprocess_config=preprocess)
+    else:
+        feats, attention, distances = _extract_tta(dataset, needed, model, workspace, settings, tail, dev, progress,
+                                                   cancel, preprocess, q_rows, g_rows)
+    qf = feats[q_rows]
+    gf = feats[g_rows]
     tr = dataset.tracklets
     progress(0, 1, "ranking")
     results = build_results(
@@ -233,6 +276,7 @@ def compute_results(
         query_keys=[tr[i].key for i in sp.query],
         gallery_keys=[tr[i].key for i in sp.gallery],
         attention=attention,
+        distances=distances,
         eval_rule=dataset.eval_rule,
         checkpoint_fingerprint=ck_fp,
         dataset_name=dataset.name,

@@ -1,4 +1,4 @@
-"""SynthWalk reader: a real data set's layout plus ``synthwalk.json`` with per-frame occlusion truth.
+"""SynthWalk reader: a real dataset's layout plus ``synthwalk.json`` with per-frame occlusion truth.
 
 The frames and splits are read by the reader of the layout the set was written in
 (iLIDS-VID for the demo, the folder reader, or MARS: the same code path as the real data);
@@ -56,7 +56,7 @@ class SynthWalkReader:
     #: ``standard`` is the default protocol of the layout's reader; MARS-layout sets also take
     #: MARS's ``torchreid`` and ``official``.
     protocols = ("standard", "torchreid", "official")
-    description = ("a SynthWalk set: a real data set's layout plus synthwalk.json "
+    description = ("a SynthWalk set: a real dataset's layout plus synthwalk.json "
                    "(make one with 'reidviewer synth OUT')")
     priority = 10
 
