@@ -41,6 +41,13 @@ from reidviewer.engine import embedding_map as em
 PICK_PIXELS = 8.0
 
 
+
+def alive(widget) -> bool:
+    """Whether ``widget``'s C++ object still exists (a late job result must not touch a dead one)."""
+    from shiboken6 import isValid
+
+    return isValid(widget)
+
 class _MapViewBox(pg.ViewBox):
     """A view box that hands left drags to the map in lasso mode (clicks: the scene's signal)."""
 
@@ -278,9 +285,9 @@ class MapView(QWidget):
 
         job = Job(work)
         job.signals.progress.connect(self._on_progress)
-        job.signals.finished.connect(lambda coords, s=session: self._umap_done(s, coords))
-        job.signals.failed.connect(lambda msg: self._job_over(f"UMAP failed: {msg.splitlines()[0]}"))
-        job.signals.cancelled.connect(lambda: self._job_over("UMAP cancelled; showing PCA"))
+        job.signals.finished.connect(lambda coords, s=session: alive(self) and self._umap_done(s, coords))
+        job.signals.failed.connect(lambda msg: alive(self) and self._job_over(f"UMAP failed: {msg.splitlines()[0]}"))
+        job.signals.cancelled.connect(lambda: alive(self) and self._job_over("UMAP cancelled; showing PCA"))
         self.job = job
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
@@ -596,8 +603,10 @@ class CameraBiasLabel(QLabel):
             return
         self.setText("Camera bias: computing…")
         job = Job(lambda progress, cancel: camera_bias_of(session, progress, cancel))
-        job.signals.finished.connect(lambda bias, s=session: self._done(s, bias))
-        job.signals.failed.connect(lambda msg: self.setText(f"Camera bias: n/a ({msg.splitlines()[0]})"))
+        # The job can end after this label is gone (the window closed meanwhile): the
+        # callbacks check first (a lambda connection is not cut when its widget dies).
+        job.signals.finished.connect(lambda bias, s=session: alive(self) and self._done(s, bias))
+        job.signals.failed.connect(lambda msg: alive(self) and self.setText(f"Camera bias: n/a ({msg.splitlines()[0]})"))
         self.job = job
         start_job(job, self.pool)
 
