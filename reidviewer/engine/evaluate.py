@@ -217,7 +217,7 @@ def compute_results(
     if spec is not None:
         return compute_model_results(dataset, split, spec, workspace, settings, progress, cancel,
                                      annotation_version, recompute)
-    from reidviewer.engine.results import Results, build_results, is_stale, results_path
+    from reidviewer.engine.results import Results, build_split_results, is_stale, results_path
 
     from reidviewer.model.checkpoint_files import WEIGHTS_SUFFIX, checkpoint_paths
 
@@ -262,28 +262,9 @@ def compute_results(
                                                    cancel, preprocess, q_rows, g_rows)
     qf = feats[q_rows]
     gf = feats[g_rows]
-    tr = dataset.tracklets
     progress(0, 1, "ranking")
-    results = build_results(
-        qf,
-        gf,
-        [tr[i].pid for i in sp.query],
-        [tr[i].pid for i in sp.gallery],
-        [tr[i].camid for i in sp.query],
-        [tr[i].camid for i in sp.gallery],
-        query_indices=sp.query,
-        gallery_indices=sp.gallery,
-        query_keys=[tr[i].key for i in sp.query],
-        gallery_keys=[tr[i].key for i in sp.gallery],
-        attention=attention,
-        distances=distances,
-        eval_rule=dataset.eval_rule,
-        checkpoint_fingerprint=ck_fp,
-        dataset_name=dataset.name,
-        dataset_root=dataset.root,
-        dataset_fingerprint=dataset.fingerprint,
-        protocol=dataset.protocol,
-        split=split,
+    results = build_split_results(
+        dataset, split, qf, gf, attention=attention, distances=distances, checkpoint_fingerprint=ck_fp,
         settings={**key, "checkpoint": str(checkpoint), "model": config.to_dict(),
                   "preprocess": preprocess.to_dict()},
         annotation_version=annotation_version,

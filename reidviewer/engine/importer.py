@@ -249,7 +249,7 @@ def results_from_arrays(
     Raises:
         ImportFileError: naming ``source`` and what does not fit.
     """
-    from reidviewer.engine.results import build_results
+    from reidviewer.engine.results import build_split_results
 
     src = Path(source)
     if metric not in METRICS:
@@ -314,27 +314,13 @@ def results_from_arrays(
             distances = distances[perm_q][:, perm_g]
         q, g = np.zeros((nq, 0), np.float32), np.zeros((ng, 0), np.float32)
         dims = 0
-    tr = dataset.tracklets
     settings = {"imported": name, "protocol": dataset.protocol, "annotations": annotation_version,
                 "checkpoint": name, "metric": metric if have_f else "distances", "dims": int(dims),
                 "model": {"head": IMPORTED, "name": name}}
     try:
-        return build_results(
-            q, g,
-            [tr[i].pid for i in sp.query], [tr[i].pid for i in sp.gallery],
-            [tr[i].camid for i in sp.query], [tr[i].camid for i in sp.gallery],
-            query_indices=sp.query, gallery_indices=sp.gallery,
-            query_keys=[tr[i].key for i in sp.query], gallery_keys=[tr[i].key for i in sp.gallery],
-            attention=attention or None,
-            distances=distances,
-            eval_rule=dataset.eval_rule,
-            checkpoint_fingerprint=imported_fingerprint(name),
-            dataset_name=dataset.name,
-            dataset_root=dataset.root,
-            dataset_fingerprint=dataset.fingerprint,
-            protocol=dataset.protocol,
-            split=split,
-            settings=settings,
+        return build_split_results(
+            dataset, split, q, g, attention=attention or None, distances=distances,
+            checkpoint_fingerprint=imported_fingerprint(name), settings=settings,
             annotation_version=annotation_version,
         )
     except ValueError as exc:  # e.g. weights with different numbers of rows per tracklet

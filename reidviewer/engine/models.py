@@ -7,7 +7,7 @@ request pass one. Two kinds of model are referred to this way:
 * a plugin (``reidviewer.model.plugins``): the tracklets' frames are read with
   ``reidviewer.data.frames.read_frame`` (the first ``max_frames``, or the last for the gallery
   with ``gallery_tail``, like a checkpoint), embedded by the plugin, and ranked by
-  ``build_results``; the results file is cached in the workspace under the plugin's name,
+  ``build_split_results``; the results file is cached in the workspace under the plugin's name,
   argument and ``cache_key``;
 * ``imported:NAME``: the results ``reidviewer import --name NAME`` saved for the dataset and
   split (``reidviewer.engine.importer``).
@@ -170,7 +170,7 @@ def compute_model_results(
     """``compute_results`` for a model reference ``NAME[:ARG]`` (a plugin, or ``imported:NAME``)."""
     from reidviewer.engine.evaluate import EvalSettings
     from reidviewer.engine.importer import IMPORTED, load_imported
-    from reidviewer.engine.results import Results, build_results, is_stale, results_path
+    from reidviewer.engine.results import Results, build_split_results, is_stale, results_path
     from reidviewer.model.plugins import load_model, parse_model_spec
 
     progress = progress or _noop
@@ -207,23 +207,10 @@ def compute_model_results(
     row_of = {int(t): i for i, t in enumerate(needed)}
     qf = feats[[row_of[int(i)] for i in sp.query]]
     gf = feats[[row_of[int(i)] for i in sp.gallery]]
-    tr = dataset.tracklets
     progress(0, 1, "ranking")
     label = name if arg is None else f"{name}:{arg}"
-    results = build_results(
-        qf, gf,
-        [tr[i].pid for i in sp.query], [tr[i].pid for i in sp.gallery],
-        [tr[i].camid for i in sp.query], [tr[i].camid for i in sp.gallery],
-        query_indices=sp.query, gallery_indices=sp.gallery,
-        query_keys=[tr[i].key for i in sp.query], gallery_keys=[tr[i].key for i in sp.gallery],
-        attention=weights or None,
-        eval_rule=dataset.eval_rule,
-        checkpoint_fingerprint=fp,
-        dataset_name=dataset.name,
-        dataset_root=dataset.root,
-        dataset_fingerprint=dataset.fingerprint,
-        protocol=dataset.protocol,
-        split=split,
+    results = build_split_results(
+        dataset, split, qf, gf, attention=weights or None, checkpoint_fingerprint=fp,
         settings={**key, "checkpoint": label, "model": {"head": "plugin", "name": name, "arg": arg}},
         annotation_version=annotation_version,
     )

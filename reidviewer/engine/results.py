@@ -532,6 +532,27 @@ def euclidean_rows(query_features: np.ndarray, gallery_features: np.ndarray, sta
     return d2.astype(np.float32)
 
 
+def build_split_results(dataset, split: int, query_features: Any, gallery_features: Any, *,
+                        checkpoint_fingerprint: str, settings: Mapping[str, Any],
+                        attention: Mapping[int, Any] | None = None, distances: Any = None,
+                        annotation_version: str | int | None = None) -> Results:
+    """``build_results`` for split ``split`` of ``dataset``: identities, cameras, keys and the
+    dataset's identity filled in from its tracklets (features in ``split.query``/``gallery`` order)."""
+    sp = dataset.split(split)
+    tr = dataset.tracklets
+    return build_results(
+        query_features, gallery_features,
+        [tr[i].pid for i in sp.query], [tr[i].pid for i in sp.gallery],
+        [tr[i].camid for i in sp.query], [tr[i].camid for i in sp.gallery],
+        query_indices=sp.query, gallery_indices=sp.gallery,
+        query_keys=[tr[i].key for i in sp.query], gallery_keys=[tr[i].key for i in sp.gallery],
+        attention=attention, distances=distances, eval_rule=dataset.eval_rule,
+        checkpoint_fingerprint=checkpoint_fingerprint, dataset_name=dataset.name, dataset_root=dataset.root,
+        dataset_fingerprint=dataset.fingerprint, protocol=dataset.protocol, split=split, settings=settings,
+        annotation_version=annotation_version,
+    )
+
+
 def build_results(
     query_features: Any,
     gallery_features: Any,
