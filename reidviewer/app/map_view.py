@@ -249,7 +249,20 @@ class MapView(QWidget):
         if self.state.session is None:
             self.scatter.clear()
             return
+        if not self.isVisible():
+            # The whole-set map is built when the tab is first shown (showEvent), not at every
+            # launch and session change while another tab is in front.
+            self._stale = True
+            return
+        self._stale = False
         self.set_method(self.method, force=True)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self.refresh()
+        else:
+            self.update_marks()
 
     def set_method(self, method: str, force: bool = False) -> None:
         """Show the ``pca`` or ``umap`` projection (UMAP computed in the background if needed)."""
@@ -382,11 +395,12 @@ class MapView(QWidget):
 
     def update_marks(self) -> None:
         """Star the current query and ring its true matches."""
-        m = self.map
         q = self.state.query
-        if m is None or self.coords is None or q is None:
-            self.marks.clear()
-            return
+        if self.coords is None or q is None or not self.isVisible():
+            if self.coords is None or q is None:
+                self.marks.clear()
+            return  # a hidden map is marked when shown (showEvent)
+        m = self.map
         p = m.ms.point_of_query(q)
         pid = m.ms.pids[p]
         matches = np.flatnonzero((m.ms.pids == pid) & (np.arange(len(m.ms)) != p)) if pid >= 0 else np.zeros(0, int)
