@@ -184,3 +184,53 @@ def test_map_figure_from_the_tab(viewer, tmp_path):
     out = mv.export_figure(tmp_path / "map.svg")
     text = out.read_text()
     assert "<svg" in text[:500] and "camera" in text
+
+
+def test_training_tracklets_on_the_map_open_in_the_gallery_player(viewer, qtbot):
+    w = viewer
+    mv = w.map_view
+    s = w.state.session
+    n0 = len(mv.map.ms)
+    train = s.dataset.split(int(s.results.split)).train
+    with qtbot.waitSignal(mv.coords_shown, timeout=120_000):
+        mv.training_box.setChecked(True)
+    m = mv.map
+    assert m.ms.num_training == len(train) and len(m.ms) == n0 + len(train)
+    assert mv.coords.shape == (n0 + len(train), 2)
+    assert "training" in mv.info.text() and "■" in mv.legend.text()
+    # Clicking a training point opens it in the gallery player, unranked.
+    t_point = n0 + 2
+    mv.open_point(t_point)
+    assert w.state.gallery == s.num_gallery + 2
+    assert w.state.tracklet("gallery").key == m.ms.keys[t_point]
+    assert "training tracklet (not ranked)" in w.gallery.title.toolTip()
+    assert "not ranked" in s.match_text(w.state.query, w.state.gallery)
+    # Find similar from it searches query, gallery and training tracklets.
+    w.find_similar(gallery_row=w.state.gallery)
+    view = w.state.similar
+    assert view is not None and view.anchor == t_point and "training" in view.header
+    from reidviewer.engine.embedding_map import find_similar
+
+    ref = find_similar(m.ms.features, t_point, w.ranked.top_k.value(), m.ms.pids)
+    assert [t.distance for t in view.tiles] == pytest.approx(list(ref.distances))
+    # Unticking takes them off again.
+    with qtbot.waitSignal(mv.coords_shown, timeout=10_000):
+        mv.training_box.setChecked(False)
+    assert len(mv.map.ms) == n0 and s.training is None
+
+
+def test_lasso_selection_can_be_flagged_as_junk_in_one_undoable_edit(viewer, qtbot):
+    w = viewer
+    mv = w.map_view
+    store = w.annotations.store
+    assert store is not None
+    mv.set_selection([0, 1, 2])
+    keys = [mv.map.ms.keys[i] for i in (0, 1, 2)]
+    assert mv.flag_button.isEnabled()
+    with qtbot.waitSignal(mv.flag_requested, timeout=2000):
+        mv.flag_button.menu().actions()[0].trigger()  # "as junk"
+    for k in keys:
+        assert "junk" in store.tracklet_flags_of(k)
+    w.annotations.stack.undo()
+    for k in keys:
+        assert "junk" not in store.tracklet_flags_of(k)

@@ -313,6 +313,14 @@ class AnnotationController(QObject):
         on = flag in self.store.tracklet_flags_of(t.key)
         return self.push(FlagTracklets((t.key,), flag, clear=on))
 
+    def flag_tracklets(self, keys: list[str], flag: str, clear: bool = False) -> bool:
+        """Set (or clear) a tracklet flag on many tracklets at once: one undoable edit (the map's lasso)."""
+        if self.store is None:
+            return self._writable()
+        if not keys:
+            return False
+        return self.push(FlagTracklets(tuple(keys), flag, clear=clear))
+
     def confirm_merge_enabled(self) -> bool:
         value = self.settings().value(CONFIRM_MERGE_KEY, True)
         return value not in (False, "false", "0", 0)

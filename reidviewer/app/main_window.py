@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
 
         self.map_view = MapView(self.state, self.loader, self.workspace)
         self.tabs.addTab(self.map_view, "Map")
+        self.map_view.flag_requested.connect(self.annotations.flag_tracklets)
         # --- end map ---
         side = QDockWidget("Analysis", self)
         side.setObjectName("analysis")
@@ -662,7 +663,8 @@ class MainWindow(QMainWindow):
             else:
                 kind = "ranking"
         self.export_dialog = open_export_dialog(self, kind, s.session.dataset, s.session.results,
-                                                s.query, s.gallery, self.workspace)
+                                                s.query, None if s.session.is_training_row(s.gallery) else s.gallery,
+                                                self.workspace)
 
     def export_failures_batch(self) -> None:
         """The Failures view's batch export: the worst failure cases in one figure."""
@@ -745,7 +747,7 @@ class MainWindow(QMainWindow):
         self.probe.pause()
         self.gallery.pause()
         self.saliency.shutdown()  # saliency (#20)
-        self.map_view.cancel()  # map (issue 21)
+        self.map_view.shutdown(1000)  # map (issue 21)
         self.loader.clear_queue()
         self.pool.waitForDone(3000)
         self.loader.wait_idle(3000)

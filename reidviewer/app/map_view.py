@@ -5,8 +5,11 @@ background job with progress and cancel and is cached per results file in the wo
 Colour by identity, camera, hit/miss at rank 1, AP, annotation flag or attention spread, with a
 legend. Hover names the tracklet (with its thumbnail); a click opens it in the players through
 the ``ViewerState`` (as the query when it is one, else in the gallery player). With *Lasso* on,
-dragging draws a lasso whose points go into the selection list, which can be opened and
-exported as CSV. The current query is a star and its true matches are ringed.
+dragging draws a lasso whose points go into the selection list, which can be opened, flagged
+(junk, distractor, exclude: one undoable edit) and exported as CSV. The current query is a star
+and its true matches are ringed. *Training* adds the split's training tracklets (squares): their
+features are extracted with the session's checkpoint in the background (progress, Cancel) and
+cached in the workspace; find-similar then searches them too.
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QThreadPool, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -32,7 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from reidviewer.app.similar import session_map
+from reidviewer.annotations.edits import TRACKLET_FLAGS
+from reidviewer.app.similar import load_training, player_row, session_map, set_training
 from reidviewer.app.state import ViewerState
 from reidviewer.app.tasks import Job, start_job
 from reidviewer.engine import embedding_map as em
@@ -81,6 +87,9 @@ class MapView(QWidget):
 
     coords_shown = Signal(str)
     selection_changed = Signal(int)
+    #: ``flag_requested(keys, flag, clear)``: flag (or unflag) the selected tracklets; the
+    #: annotation controller acts (views do not call each other).
+    flag_requested = Signal(list, str, bool)
 
     def __init__(self, state: ViewerState, loader=None, workspace=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +100,9 @@ class MapView(QWidget):
         # window must not wait for it (a thread pool waits for its jobs when destroyed).
         self._thread: threading.Thread | None = None
         self.job: Job | None = None
+        self.training_job: Job | None = None
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
         self.method = "pca"
         self.coords: np.ndarray | None = None
         self.selected: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -119,17 +131,23 @@ class MapView(QWidget):
         self.lasso_button.setToolTip("Drag to draw a lasso: the points inside go into the list below "
                                      "(off: drag pans, wheel zooms)")
         self.lasso_button.toggled.connect(self._set_lasso)
+        self.training_box = QCheckBox("Training")
+        self.training_box.setToolTip("Add the split's training tracklets (squares): their features are extracted "
+                                     "with this checkpoint in the background and cached; find similar searches "
+                                     "them too")
+        self.training_box.toggled.connect(self._on_training_toggled)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(90)
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.clicked.connect(self._cancel_clicked)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.method_box)
         top.addWidget(self.color_box, 1)
         top.addWidget(self.lasso_button)
+        top.addWidget(self.training_box)
         self.figure_button = QPushButton("Figure…")
         self.figure_button.setToolTip("Export the map as a paper figure (PDF, SVG or PNG), coloured as shown")
         self.figure_button.clicked.connect(self._ask_figure)
@@ -190,6 +208,13 @@ class MapView(QWidget):
         self.open_button = QPushButton("Open")
         self.open_button.setToolTip("Open the selected tracklet of the list in the players")
         self.open_button.clicked.connect(self.open_current)
+        self.flag_button = QPushButton("Flag ▾")
+        self.flag_button.setToolTip("Flag the selected tracklets (junk, distractor, exclude): one edit, undoable")
+        flag_menu = QMenu(self.flag_button)
+        for flag in TRACKLET_FLAGS:
+            flag_menu.addAction(f"as {flag}", lambda fl=flag: self.flag_selection(fl))
+            flag_menu.addAction(f"clear {flag}", lambda fl=flag: self.flag_selection(fl, clear=True))
+        self.flag_button.setMenu(flag_menu)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._ask_export)
         self.clear_button = QPushButton("Clear")
@@ -197,6 +222,7 @@ class MapView(QWidget):
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.flag_button)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.clear_button)
         lower = QWidget()
@@ -255,6 +281,8 @@ class MapView(QWidget):
             self._stale = True
             return
         self._stale = False
+        if self.training_box.isChecked() and getattr(self.state.session, "training", None) is None:
+            self._start_training()
         self.set_method(self.method, force=True)
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -339,10 +367,94 @@ class MapView(QWidget):
                 self._show(self.map.coords["pca"], announce=False)
 
     def cancel(self) -> None:
-        """Cancel a running UMAP (the result, when it arrives, is dropped)."""
+        """Cancel a running UMAP or training-feature job (the result, when it arrives, is dropped)."""
         if self.job is not None:
             self.job.cancel()
             self.info.setText("Cancelling UMAP…")
+        if self.training_job is not None:
+            self.training_job.cancel()
+            self.training_job = None
+
+    # ------------------------------------------------------------------ training tracklets
+    def _on_training_toggled(self, on: bool) -> None:
+        s = self.state.session
+        if s is None:
+            return
+        if not on:
+            if self.training_job is not None:
+                self.training_job.cancel()
+                self._training_over("")
+            if getattr(s, "training", None) is not None:
+                set_training(s, None)
+                self.refresh()
+            return
+        if getattr(s, "training", None) is None:
+            self._start_training()
+
+    def _start_training(self) -> None:
+        session, workspace = self.state.session, self.workspace
+        if session is None or self.training_job is not None:
+            return
+
+        def work(progress, cancel):
+            return load_training(session, workspace, progress=progress, cancel=cancel)
+
+        job = Job(work)
+        job.signals.progress.connect(self._on_progress)
+        job.signals.finished.connect(lambda ts, s=session, j=job: alive(self) and self._training_done(s, j, ts))
+        job.signals.failed.connect(lambda msg, j=job: alive(self) and self._training_failed(j, msg))
+        job.signals.cancelled.connect(lambda j=job: alive(self) and self.training_job is j and self._training_over(
+            "Training tracklets cancelled"))
+        self.training_job = job
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        n = len(session.dataset.split(int(session.results.split)).train)
+        self.info.setText(f"Extracting the features of {n} training tracklets in the background…")
+        start_job(job, self.pool)
+
+    def _training_done(self, session, job, training) -> None:
+        if job is not self.training_job:
+            return  # cancelled or superseded
+        self._training_over("")
+        if session is not self.state.session or not self.training_box.isChecked():
+            return
+        set_training(session, training)
+        self.refresh()
+
+    def _training_failed(self, job, message: str) -> None:
+        if job is not self.training_job:
+            return
+        self._training_over(f"Training tracklets: {message.splitlines()[0]}")
+        self.training_box.blockSignals(True)
+        self.training_box.setChecked(False)
+        self.training_box.blockSignals(False)
+
+    def _training_over(self, message: str) -> None:
+        self.training_job = None
+        if self.job is None:
+            self.progress.setVisible(False)
+            self.cancel_button.setVisible(False)
+        if message:
+            self.info.setText(message)
+
+    def wait_training(self, ms: int = 120_000) -> bool:
+        """Wait for the training-feature job (tests); True when it is over."""
+        return self.pool.waitForDone(ms)
+
+    def shutdown(self, ms: int = 3000) -> None:
+        """Cancel the background jobs and wait a little for the pool (closing the window)."""
+        self.cancel()
+        self.pool.waitForDone(ms)
+
+    def _cancel_clicked(self) -> None:
+        job = self.training_job
+        self.cancel()
+        if job is not None:
+            self._training_over("Training tracklets cancelled")
+            self.training_box.blockSignals(True)
+            self.training_box.setChecked(False)
+            self.training_box.blockSignals(False)
 
     def wait(self, ms: int = 120_000) -> bool:
         """Wait for the background UMAP thread (tests); True when it is over."""
@@ -360,10 +472,12 @@ class MapView(QWidget):
         m = self.map
         if m is not None and announce:
             nq = int(np.count_nonzero(m.ms.query_rows >= 0))
+            nt = m.ms.num_training
             name = "PCA" if self.method == "pca" else "UMAP"
             extra = "" if em.umap_available() else f" · UMAP: {em.UMAP_HINT}"
-            self.info.setText(f"{name} of {len(m.ms)} tracklets ({nq} queries ●, {len(m.ms) - nq} gallery ▲); "
-                              f"training tracklets are not in a results file{extra}")
+            train = f", {nt} training ■" if nt else " (tick Training to add the training tracklets)"
+            self.info.setText(f"{name} of {len(m.ms)} tracklets ({nq} queries ●, {len(m.ms) - nq - nt} gallery ▲"
+                              f"{train}){extra}")
         self.coords_shown.emit(self.method)
 
     def recolour(self) -> None:
@@ -380,7 +494,7 @@ class MapView(QWidget):
         uniq, inv = np.unique(pc.rgb, axis=0, return_inverse=True)
         brushes = [pg.mkBrush(int(r), int(g), int(b), 210) for r, g, b in uniq]
         brush = [brushes[j] for j in inv.ravel()]
-        symbols = np.where(m.ms.query_rows >= 0, "o", "t").tolist()
+        symbols = np.where(m.ms.query_rows >= 0, "o", np.where(m.ms.gallery_rows >= 0, "t", "s")).tolist()
         self.scatter.setData(x=self.coords[:, 0], y=self.coords[:, 1], brush=brush, symbol=symbols, pen=None,
                              size=6)
         self.colours = pc
@@ -390,7 +504,8 @@ class MapView(QWidget):
         if pc.note:
             text += f'<br><span style="color:#666">{html.escape(pc.note)}</span>'
         text += ('<br><span style="color:#666">★&nbsp;current&nbsp;query &nbsp; <span style="color:#1a9641">◯</span>'
-                 '&nbsp;its&nbsp;true&nbsp;matches &nbsp; ◯&nbsp;selected &nbsp; ●&nbsp;query &nbsp; ▲&nbsp;gallery</span>')
+                 '&nbsp;its&nbsp;true&nbsp;matches &nbsp; ◯&nbsp;selected &nbsp; ●&nbsp;query &nbsp; ▲&nbsp;gallery'
+                 + (' &nbsp; ■&nbsp;training' if m.ms.num_training else '') + '</span>')
         self.legend.setText(text)
 
     def update_marks(self) -> None:
@@ -430,11 +545,11 @@ class MapView(QWidget):
         m = self.map
         if m is None:
             return
-        q, g = int(m.ms.query_rows[i]), int(m.ms.gallery_rows[i])
-        if q >= 0:
-            self.state.select_query(q)
-        elif g >= 0:
-            self.state.select_gallery(g)
+        player, row = player_row(self.state.session, i)
+        if player == "query":
+            self.state.select_query(row)
+        else:
+            self.state.select_gallery(row)
         self.state.set_status(f"Map: opened {m.names[i]} ({m.ms.role(i)})")
 
     def _on_mouse_clicked(self, ev) -> None:
@@ -540,6 +655,7 @@ class MapView(QWidget):
     def _update_buttons(self) -> None:
         on = len(self.selected) > 0
         self.open_button.setEnabled(on)
+        self.flag_button.setEnabled(on)
         self.export_button.setEnabled(on)
         self.clear_button.setEnabled(on)
 
@@ -548,6 +664,15 @@ class MapView(QWidget):
         item = self.list.currentItem() or self.list.item(0)
         if item is not None:
             self.open_point(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def flag_selection(self, flag: str, clear: bool = False) -> list[str]:
+        """Ask to flag (or unflag) every selected tracklet as ``flag``; returns their keys."""
+        m = self.map
+        if m is None or not len(self.selected):
+            return []
+        keys = [m.ms.keys[int(i)] for i in self.selected]
+        self.flag_requested.emit(keys, flag, bool(clear))
+        return keys
 
     def selection_csv(self) -> str:
         m = self.map

@@ -301,6 +301,9 @@ class SaliencyOverlay(QObject):
         s = self.state
         if self.engine is None or s.session is None or s.query is None or s.gallery is None:
             return None
+        if s.session.is_training_row(s.gallery):
+            self.status.setText("the figure pairs a query with a gallery tracklet: pick one (not a training tracklet)")
+            return None
         from reidviewer.figures.saliency import export_saliency
 
         engine, dataset, results = self.engine, s.session.dataset, s.session.results

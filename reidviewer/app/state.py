@@ -146,8 +146,10 @@ class ViewerState:
         """Show gallery row ``row`` in the gallery player."""
         if self.session is None:
             return
-        if row is not None and not 0 <= int(row) < self.session.num_gallery:
-            raise IndexError(f"gallery row {row} out of range (0..{self.session.num_gallery - 1})")
+        # num_gallery_rows: the gallery's rows, then the training tracklets' when the map loaded them.
+        n = getattr(self.session, "num_gallery_rows", self.session.num_gallery)
+        if row is not None and not 0 <= int(row) < n:
+            raise IndexError(f"gallery row {row} out of range (0..{n - 1})")
         row = None if row is None else int(row)
         if row == self.gallery and not force:
             return

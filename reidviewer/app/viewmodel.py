@@ -216,6 +216,10 @@ class Session:
     #: The dataset as its reader opened it, when ``dataset`` is an annotated view (the
     #: annotation store is keyed and attached by the original); ``None``: ``dataset`` itself.
     base_dataset: VideoDataset | None = None
+    #: The split's training tracklets with their features (``engine.training_set.TrainingSet``),
+    #: once the Map tab has asked for them: they open in the gallery player as the rows after
+    #: the gallery's (``num_gallery``, ``num_gallery + 1``, …), unranked.
+    training: object | None = None
 
     def prepare(self) -> Session:
         """Compute the lists the views need up front (call it in the worker, off the GUI thread)."""
@@ -266,10 +270,26 @@ class Session:
     def num_iterations(self) -> int:
         return max(1, self.results.attention_iterations)
 
+    @property
+    def num_gallery_rows(self) -> int:
+        """Rows the gallery player can show: the gallery's, then the training tracklets' (if loaded)."""
+        return self.num_gallery + (len(self.training) if self.training is not None else 0)
+
+    def is_training_row(self, gallery_row: int | None) -> bool:
+        """Whether a gallery-player row is a training tracklet (not in the ranked gallery)."""
+        return gallery_row is not None and int(gallery_row) >= self.num_gallery
+
+    def training_row(self, position: int) -> int:
+        """The gallery-player row of the training set's ``position``-th tracklet."""
+        return self.num_gallery + int(position)
+
     def query_tracklet(self, row: int) -> Tracklet:
         return self.dataset.tracklets[int(self.results.query_indices[row])]
 
     def gallery_tracklet(self, row: int) -> Tracklet:
+        row = int(row)
+        if row >= self.num_gallery and self.training is not None:
+            return self.dataset.tracklets[int(self.training.dataset_indices[row - self.num_gallery])]
         return self.dataset.tracklets[int(self.results.gallery_indices[row])]
 
     def attention(self, tracklet_index: int) -> np.ndarray | None:
@@ -277,7 +297,10 @@ class Session:
         r = self.results
         if not self.has_attention:
             return None
-        return r.attention(tracklet_index) if r.has_attention(tracklet_index) else None
+        if r.has_attention(tracklet_index):
+            return r.attention(tracklet_index)
+        extra = getattr(self.training, "attention", None) or {}
+        return extra.get(int(tracklet_index))
 
     def caption(self, t: Tracklet) -> str:
         return f"{person_label(t)} · {camera_label(t)} · {len(t)} frames"
@@ -331,11 +354,15 @@ class Session:
         return f"Ranked gallery for {person_label(t)} ({camera_label(t)}) — AP {ap}"
 
     def is_match(self, query_row: int, gallery_row: int) -> bool:
+        if self.is_training_row(gallery_row):
+            return bool(self.gallery_tracklet(gallery_row).pid == self.results.query_pids[query_row])
         return bool(self.results.gallery_pids[gallery_row] == self.results.query_pids[query_row])
 
     def rank_of(self, query_row: int, gallery_row: int) -> int | str:
         """1-based rank of a gallery row for a query ("removed" when the rule removes it)."""
         r = self.results
+        if self.is_training_row(gallery_row):
+            return "not ranked (training)"
         if r.removed_mask(query_row)[gallery_row]:
             return "removed (same camera)"
         if r.distmat is not None:
@@ -351,6 +378,8 @@ class Session:
     def match_text(self, query_row: int, gallery_row: int) -> str:
         """Where a gallery tracklet ranks for a query and whether it is a true match."""
         mark = "✓ true match" if self.is_match(query_row, gallery_row) else "✗ false match"
+        if self.is_training_row(gallery_row):
+            return f"training tracklet (not ranked) · {'✓ same identity' if self.is_match(query_row, gallery_row) else '✗ other identity'}"
         return f"rank {self.rank_of(query_row, gallery_row)} · {mark}"
 
     def gallery_caption(self, query_row: int, gallery_row: int) -> str:

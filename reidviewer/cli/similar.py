@@ -2,13 +2,16 @@
 
     reidviewer similar --root DATA --checkpoint FILE --tracklet person007 [--top N] [--json FILE]
     reidviewer similar --results FILE --tracklet q:12
+    reidviewer similar --root DATA --checkpoint FILE --tracklet person007 --training
     reidviewer export map --results FILE --color-by camera --method pca --out map.pdf
 
 ``--tracklet`` names a query or gallery tracklet: its key, a person name (``person007``: that
 person's first query tracklet, else first gallery one), ``person007/cam2`` (person and camera),
 or ``q:ROW`` / ``g:ROW`` (a query or gallery row). The nearest tracklets are searched over the
-whole set — queries and gallery — not only the query's gallery; each line says whether it is
-the same identity (✓/✗). The camera-bias number of the whole set is printed too.
+whole set — queries and gallery, and with ``--training`` the split's training tracklets too
+(their features extracted with the checkpoint and cached) — not only the query's gallery; each
+line says whether it is the same identity (✓/✗). The camera-bias number of the whole set is
+printed too.
 """
 from __future__ import annotations
 
@@ -39,8 +42,35 @@ def register(sub: Any) -> None:
                    help="key, person name, PERSON/CAMERA, q:ROW or g:ROW")
     p.add_argument("--top", type=int, default=10, help="how many neighbours (default 10)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the answer as JSON")
+    add_training_option(p)
     add_device(p)
     p.set_defaults(func=cmd_similar)
+
+
+def add_training_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--training", action="store_true",
+                   help="add the split's training tracklets (features extracted with the checkpoint, cached "
+                        "in the workspace; needs --root and a checkpoint)")
+
+
+def training_of(args: argparse.Namespace, dataset, results):
+    """The split's training tracklets with features (``--training``), else None."""
+    if not getattr(args, "training", False):
+        return None
+    if dataset is None:
+        raise UsageError("--training needs the dataset: give --root DIR")
+    from reidviewer.demo import default_checkpoint
+    from reidviewer.engine.training_set import compute_training_set, settings_of
+
+    checkpoints = args.checkpoint if isinstance(args.checkpoint, list) else (
+        [args.checkpoint] if args.checkpoint else [])
+    recorded = results.settings.get("checkpoint") if isinstance(results.settings, dict) else None
+    ck = Path(checkpoints[0]) if checkpoints else (Path(recorded) if recorded else default_checkpoint())
+    if not ck.is_file():
+        raise UsageError(f"--training: {ck}: checkpoint file not found (give --checkpoint FILE)")
+    return compute_training_set(dataset, int(results.split), ck, workspace_of(args), settings_of(results),
+                                device=getattr(args, "device", "auto"),
+                                progress=stderr_progress("training features"))
 
 
 def load(args: argparse.Namespace):
@@ -97,7 +127,8 @@ def resolve_tracklet(text: str, ms, dataset=None) -> int:
                 if tr[int(d)].person == person and (not camera or tr[int(d)].camera == camera)]
         if hits:
             return hits[0]  # queries come first
-    raise UsageError(f"--tracklet {text}: no query or gallery tracklet has that key, person name or "
+    what = "query, gallery or training" if ms.num_training else "query or gallery"
+    raise UsageError(f"--tracklet {text}: no {what} tracklet has that key, person name or "
                      "PERSON/CAMERA (or give q:ROW / g:ROW)")
 
 
@@ -106,7 +137,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from reidviewer.engine import embedding_map as em
 
     dataset, results, base = load(args)
-    ms = em.whole_set(results)
+    ms = em.whole_set(results, training_of(args, dataset, results))
     names = em.point_names(ms, dataset)
     a = resolve_tracklet(args.tracklet, ms, dataset)
     sim = em.find_similar(ms.features, a, args.top, ms.pids)
@@ -124,7 +155,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         "whole_set": len(ms),
         "camera_bias": bias.as_dict(),
     }
-    print(f"nearest to {names[a]} ({ms.keys[a]}, {ms.role(a)}) among {len(ms)} query and gallery tracklets:")
+    what = "query, gallery and training" if ms.num_training else "query and gallery"
+    print(f"nearest to {names[a]} ({ms.keys[a]}, {ms.role(a)}) among {len(ms)} {what} tracklets:")
     for n in out["neighbours"]:
         mark = "?" if n["is_match"] is None else ("✓" if n["is_match"] else "✗")
         print(f"  #{n['rank']:<3} {mark} {n['distance']:8.4f}  {n['name']:<28} {n['role']:<16} {n['key']}")
@@ -146,6 +178,7 @@ def add_map_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="pca", choices=METHODS,
                    help="map: projection (umap needs: pip install \"reidviewer[map]\")")
     p.add_argument("--seed", type=int, default=0, help="map: random seed of the projection (default 0)")
+    add_training_option(p)
 
 
 def cmd_export_map(args: argparse.Namespace) -> int:
@@ -155,7 +188,7 @@ def cmd_export_map(args: argparse.Namespace) -> int:
 
     dataset, results, base = load(args)
     ws = workspace_of(args)
-    ms = em.whole_set(results)
+    ms = em.whole_set(results, training_of(args, dataset, results))
     coords = em.projection(results, args.method, args.seed, ws, ms, progress=stderr_progress(args.method))
     highlight = None
     if args.queries:

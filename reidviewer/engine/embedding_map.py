@@ -2,10 +2,12 @@
 
 Input is one results file (``Results``): its query and gallery features, pids, camids and keys.
 The *whole set* is the union of the query and gallery tracklets, each dataset tracklet once (on
-MARS the query tracklets are in the gallery too). Training tracklets are not in a results file,
-so they are not on the map.
+MARS the query tracklets are in the gallery too). Training tracklets are not in a results file;
+``engine.training_set`` extracts their features with the results' checkpoint, and
+``whole_set(results, training)`` appends them after the query and gallery points.
 
-* ``whole_set(results)``: the set as flat arrays (``MapSet``), queries first.
+* ``whole_set(results, training=None)``: the set as flat arrays (``MapSet``), queries first,
+  training tracklets (when given) last.
 * ``pca_2d(features)``: PCA in numpy (exact eigen-decomposition of the D × D covariance; a
   fixed-seed randomized range finder above ``EXACT_PCA_DIM``), signs fixed so that each
   component's largest loading is positive: the same features always give the same picture.
@@ -25,8 +27,9 @@ import hashlib
 import io
 import json
 import threading
+import warnings
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +40,7 @@ from reidviewer.errors import Cancelled, ReidViewerError
 
 if TYPE_CHECKING:
     from reidviewer.engine.results import Results
+    from reidviewer.engine.training_set import TrainingSet
 
 #: Colour-by choices, in the order the app and ``export map`` offer them.
 COLOR_BY = ("identity", "camera", "rank1", "ap", "flag", "spread")
@@ -71,7 +75,7 @@ class MapError(ReidViewerError):
 # ---------------------------------------------------------------------------- the whole set
 @dataclass(eq=False)
 class MapSet:
-    """Every query and gallery tracklet once, queries first.
+    """Every query and gallery tracklet once, queries first; training tracklets (optional) last.
 
     Attributes:
         features: ``(N, D)`` float32.
@@ -80,6 +84,8 @@ class MapSet:
         dataset_indices: the tracklets' indices in the dataset.
         query_rows: each point's query row, -1 when it is not a query.
         gallery_rows: each point's gallery row, -1 when it is not in the gallery.
+        train_spreads: attention spreads of the training points (the last ``len(train_spreads)``
+            points; a results file holds the others').
     """
 
     features: np.ndarray
@@ -89,13 +95,26 @@ class MapSet:
     dataset_indices: np.ndarray
     query_rows: np.ndarray
     gallery_rows: np.ndarray
+    train_spreads: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.pids)
 
+    @property
+    def num_training(self) -> int:
+        """How many training points the set ends with."""
+        return len(self.train_spreads)
+
+    @property
+    def is_training(self) -> np.ndarray:
+        """Boolean mask of the training points."""
+        return (self.query_rows < 0) & (self.gallery_rows < 0)
+
     def role(self, i: int) -> str:
-        """``query``, ``gallery`` or ``query + gallery``."""
+        """``query``, ``gallery``, ``query + gallery`` or ``training``."""
         q, g = self.query_rows[i] >= 0, self.gallery_rows[i] >= 0
+        if not q and not g:
+            return "training"
         return "query + gallery" if q and g else ("query" if q else "gallery")
 
     def point_of_query(self, row: int) -> int:
@@ -121,11 +140,12 @@ class MapSet:
         try:
             return self.keys.index(text)
         except ValueError:
-            raise MapError(f"no tracklet {text!r} among the query and gallery tracklets") from None
+            raise MapError(f"no tracklet {text!r} among the {'query, gallery and training' if self.num_training else 'query and gallery'} tracklets") from None
 
 
-def whole_set(results: Results) -> MapSet:
-    """The query and gallery tracklets of ``results``, each dataset tracklet once (queries first)."""
+def whole_set(results: Results, training: TrainingSet | None = None) -> MapSet:
+    """The query and gallery tracklets of ``results``, each dataset tracklet once (queries first),
+    then ``training``'s tracklets when given (``engine.training_set.compute_training_set``)."""
     qi = np.asarray(results.query_indices, dtype=np.int64)
     gi = np.asarray(results.gallery_indices, dtype=np.int64)
     extra = np.flatnonzero(~np.isin(gi, qi))
@@ -144,7 +164,7 @@ def whole_set(results: Results) -> MapSet:
         gallery_rows[:nq][found] = order[pos[found]]
     feats = np.concatenate([np.asarray(results.query_features, dtype=np.float32),
                             np.asarray(results.gallery_features, dtype=np.float32)[extra]])
-    return MapSet(
+    ms = MapSet(
         features=np.ascontiguousarray(feats),
         pids=np.concatenate([results.query_pids, np.asarray(results.gallery_pids)[extra]]).astype(np.int64),
         camids=np.concatenate([results.query_camids, np.asarray(results.gallery_camids)[extra]]).astype(np.int64),
@@ -152,6 +172,22 @@ def whole_set(results: Results) -> MapSet:
         dataset_indices=np.concatenate([qi, gi[extra]]),
         query_rows=query_rows,
         gallery_rows=gallery_rows,
+    )
+    if training is None or not len(training):
+        return ms
+    if training.features.shape[1] != ms.features.shape[1]:
+        raise MapError(f"training features have {training.features.shape[1]} dimensions, the results "
+                       f"{ms.features.shape[1]}: not the same model")
+    nt = len(training)
+    return MapSet(
+        features=np.ascontiguousarray(np.concatenate([ms.features, training.features]).astype(np.float32)),
+        pids=np.concatenate([ms.pids, training.pids]).astype(np.int64),
+        camids=np.concatenate([ms.camids, training.camids]).astype(np.int64),
+        keys=ms.keys + [str(k) for k in training.keys],
+        dataset_indices=np.concatenate([ms.dataset_indices, training.dataset_indices]).astype(np.int64),
+        query_rows=np.concatenate([ms.query_rows, np.full(nt, -1, np.int64)]),
+        gallery_rows=np.concatenate([ms.gallery_rows, np.full(nt, -1, np.int64)]),
+        train_spreads=np.asarray(training.spreads, dtype=np.float64),
     )
 
 
@@ -231,17 +267,56 @@ def umap_2d(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist
     progress = progress or (lambda *a: None)
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
-    progress(0, 2, f"UMAP of {len(x)} tracklets (the first run in a session also compiles UMAP)")
+    progress(0, 3, f"nearest neighbours of {len(x)} tracklets")
+    k = min(n_neighbors, len(x) - 1)
+    # The exact k-NN graph by brute force (BLAS), handed to UMAP: at 20,000 tracklets this takes
+    # seconds, where UMAP's own NN-descent spends about half a minute compiling its numba
+    # kernels on a first run (they are not cached between processes) — the bulk of the old 79 s.
+    knn_indices, knn_dists = exact_knn(x, k + 1, cancel=cancel)
+    progress(1, 3, f"UMAP of {len(x)} tracklets (the first run in a session also compiles UMAP)")
     # PCA initialisation: at 20,000 tracklets the spectral one takes ~8x longer (98 s against 12 s
     # here, one thread) for a layout of the same kind; both are deterministic for a seed.
     init = "pca" if len(x) > n_neighbors + 2 else "random"
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
-                        random_state=int(seed), n_jobs=1, init=init)
-    coords = reducer.fit_transform(x)
+    reducer = umap.UMAP(n_components=2, n_neighbors=k + 1, min_dist=min_dist, random_state=int(seed), n_jobs=1,
+                        init=init, precomputed_knn=(knn_indices, knn_dists, None))
+    with warnings.catch_warnings():
+        # "precomputed_knn ... transform() will not be available": we never transform new points.
+        warnings.simplefilter("ignore", UserWarning)
+        coords = reducer.fit_transform(x)
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
-    progress(2, 2, "UMAP done")
+    progress(3, 3, "UMAP done")
     return np.asarray(coords, dtype=np.float32)
+
+
+def exact_knn(features: np.ndarray, k: int, chunk: int = 2048,
+              cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest points of every point (itself first), by brute force in chunks.
+
+    Returns:
+        ``(indices (N, k) int64, distances (N, k) float32)``, nearest first; each point's own
+        index leads its row at distance 0 (as UMAP's own k-NN gives it).
+    """
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    n = len(x)
+    k = min(int(k), n)
+    sq = np.einsum("ij,ij->i", x, x)
+    indices = np.empty((n, k), dtype=np.int64)
+    dists = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, chunk):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        stop = min(start + chunk, n)
+        d = sq[start:stop, None] + sq[None, :] - 2.0 * (x[start:stop] @ x.T)
+        np.maximum(d, 0.0, out=d)
+        rows = np.arange(stop - start)
+        d[rows, rows + start] = -1.0  # itself first
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        pd = np.take_along_axis(d, part, 1)
+        order = np.lexsort((part, pd), axis=1)  # by distance, ties by index: deterministic
+        indices[start:stop] = np.take_along_axis(part, order, 1)
+        dists[start:stop] = np.sqrt(np.maximum(np.take_along_axis(pd, order, 1), 0.0))
+    return indices, dists
 
 
 def cache_key(results: Results, method: str, seed: int, n: int) -> str:
@@ -376,7 +451,10 @@ def colour_values(results: Results, ms: MapSet, by: str,
         flags = np.fromiter((int(i) for i in (flagged or ())), dtype=np.int64)
         return np.isin(ms.dataset_indices, flags).astype(np.int64)
     if by == "spread":
-        return attention_spreads(results, ms.dataset_indices)
+        out = attention_spreads(results, ms.dataset_indices)
+        if ms.num_training:
+            out[len(ms) - ms.num_training:] = ms.train_spreads
+        return out
     raise MapError(f"unknown colour {by!r} (choose from {', '.join(COLOR_BY)})")
 
 

@@ -35,9 +35,14 @@ def build_map(results, coords: np.ndarray, ms: em.MapSet, color_by: str = "ident
     ax = fig.add_subplot()
     rgb = colours.rgb / 255.0
     isq = ms.query_rows >= 0
+    istr = ms.is_training
+    isg = ~isq & ~istr
     s = 9.0 if len(ms) < 2000 else (3.0 if len(ms) < 20000 else 1.0)
     raster = len(ms) > RASTER_ABOVE
-    ax.scatter(coords[~isq, 0], coords[~isq, 1], c=rgb[~isq], s=s, marker="^", linewidths=0, rasterized=raster,
+    if istr.any():
+        ax.scatter(coords[istr, 0], coords[istr, 1], c=rgb[istr], s=s * 0.8, marker="s", linewidths=0,
+                   rasterized=raster, zorder=1, alpha=0.7)
+    ax.scatter(coords[isg, 0], coords[isg, 1], c=rgb[isg], s=s, marker="^", linewidths=0, rasterized=raster,
                zorder=2)
     ax.scatter(coords[isq, 0], coords[isq, 1], c=rgb[isq], s=s, marker="o", linewidths=0, rasterized=raster,
                zorder=3)
@@ -52,6 +57,8 @@ def build_map(results, coords: np.ndarray, ms: em.MapSet, color_by: str = "ident
                       markeredgewidth=0, label=label) for label, c in colours.legend]
     handles += [Line2D([], [], linestyle="none", marker="o", markersize=3, color="#555555", label="query"),
                 Line2D([], [], linestyle="none", marker="^", markersize=3, color="#555555", label="gallery")]
+    if istr.any():
+        handles.append(Line2D([], [], linestyle="none", marker="s", markersize=3, color="#999999", label="training"))
     if highlight_query is not None:
         handles += [Line2D([], [], linestyle="none", marker="*", markersize=6, color=PROBE, label="this query"),
                     Line2D([], [], linestyle="none", marker="o", markersize=5, markerfacecolor="none",
