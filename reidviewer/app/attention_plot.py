@@ -59,7 +59,11 @@ class AttentionPlot(QWidget):
         self.notice = _ignored_width(QLabel(""))
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
-        self.notice.setVisible(False)
+        # Always shown, two lines high: a notice that came and went (or wrapped to another
+        # height) re-laid out the whole viewer page at every query switch — the players, both
+        # plots and every control under them repainted twice (a third of a switch's time).
+        self.notice.setFixedHeight(2 * self.notice.fontMetrics().lineSpacing() + 2)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.flag_items: list[pg.InfiniteLine] = []
         self.plot.scene().sigMouseClicked.connect(self._on_click)
 
@@ -123,9 +127,8 @@ class AttentionPlot(QWidget):
             self.set_attention(session.attention(t.index), title, set(session.frame_flags(t.index)))
         self.set_attention_b(comparing.session.attention(t.index) if comparing is not None else None)
         if comparing is not None and not comparing.session.has_attention:
-            self.notice.setText((self.notice.text() + " · " if self.notice.isVisible() and self.notice.text() else "")
+            self.notice.setText((self.notice.text() + " · " if self.notice.text() else "")
                                 + "B pools frames uniformly (no curve)")
-            self.notice.setVisible(True)
         self.set_highlight(self.state.iteration)
         self.set_playhead(self.state.frames[self.which])
 
@@ -152,8 +155,7 @@ class AttentionPlot(QWidget):
         self.legend.setVisible(False)
         self.notice.setText("This model pools frames uniformly (mean): every frame has the same weight.")
         self.notice.setToolTip(self.notice.text())
-        self.notice.setStyleSheet("color: #555;")
-        self.notice.setVisible(True)
+        self._notice_style("color: #555;")
         self.plot.setXRange(0.5, max(length, 1) + 0.5, padding=0)
         self.set_flags(flags or set())
 
@@ -165,7 +167,7 @@ class AttentionPlot(QWidget):
         """
         self.title.setText(title)
         self.title.setToolTip(title)
-        self.notice.setStyleSheet("color: #a33a00; font-weight: bold;")
+        self._notice_style("color: #a33a00; font-weight: bold;")
         self.attention = np.zeros((0, 0)) if attention is None else np.asarray(attention, dtype=np.float64)
         if self.attention.size == 0:
             for c in self.curves:
@@ -173,7 +175,6 @@ class AttentionPlot(QWidget):
             self._show_toggles(False)
             self.legend.setVisible(False)
             self.notice.setText("no attention for this tracklet" if title else "")
-            self.notice.setVisible(bool(self.notice.text()))
             self.set_flags(set())
             return
         k1, t = self.attention.shape
@@ -199,9 +200,13 @@ class AttentionPlot(QWidget):
             f"{UNIFORM_SPREAD} every frame is weighted almost alike. Coinciding curves: iterations that weight "
             "the frames the same (with eq. 3's shared θ′ the refinement iterations often do)."
         )
-        self.notice.setVisible(bool(notes))
         self.set_flags(flags or set())
         self.set_highlight(min(self.highlight, k1 - 1))
+
+    def _notice_style(self, sheet: str) -> None:
+        # Only when it changes: setting a style sheet re-polishes the label and lays it out again.
+        if self.notice.styleSheet() != sheet:
+            self.notice.setStyleSheet(sheet)
 
     def _build_curves(self, k1: int) -> None:
         """One curve, legend entry and toggle per iteration."""
@@ -266,6 +271,12 @@ class AttentionPlot(QWidget):
     def set_highlight(self, k: int) -> None:
         """Draw iteration ``k`` thicker than the others."""
         self.highlight = max(0, k)
+        # Pens change only when k or the curves do: a query switch keeps both, and re-setting
+        # every pen (three times per switch and plot) was a tenth of the switch's time.
+        key = (self.highlight, tuple(map(id, self.curves)), tuple(map(id, self.curves_b)))
+        if key == getattr(self, "_highlight_key", None):
+            return
+        self._highlight_key = key
         for i, c in enumerate(self.curves):
             c.setPen(pg.mkPen(iteration_color(i), width=3.2 if i == self.highlight else 1.2))
             c.setZValue(10 if i == self.highlight else 0)

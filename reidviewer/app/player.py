@@ -98,6 +98,7 @@ class AttentionStrip(QWidget):
         self.values = np.zeros(0)
         self.current = 0
         self.flags: set[int] = set()
+        self._cells: QImage | None = None
         self.setFixedHeight(22)
         self.setToolTip("Attention per frame (highlighted iteration); click to seek")
 
@@ -106,7 +107,21 @@ class AttentionStrip(QWidget):
         if values is None:
             values = np.full(length, np.nan)
         self.values = np.asarray(values, dtype=np.float64)
+        self._cells = self._cells_image(self.values)
         self.update()
+
+    @staticmethod
+    def _cells_image(values: np.ndarray) -> QImage | None:
+        """One pixel per frame (viridis, grey where not evaluated), drawn scaled: one drawImage
+        per paint instead of a rectangle per frame (the strip repaints at every frame)."""
+        n = len(values)
+        if not n:
+            return None
+        finite = np.isfinite(values)
+        rgb = np.asarray(viridis(np.where(finite, values, 0)), dtype=np.float64)[:, :3]
+        rgb[~finite] = 70
+        row = np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(1, n, 3))
+        return QImage(row.data, n, 1, 3 * n, QImage.Format.Format_RGB888).copy()
 
     def set_current(self, i: int) -> None:
         self.current = i
@@ -122,16 +137,9 @@ class AttentionStrip(QWidget):
         p.fillRect(self.rect(), QColor(45, 45, 45))
         n = len(self.values)
         if n:
-            finite = np.isfinite(self.values)
-            colors = viridis(np.where(finite, self.values, 0))
+            if self._cells is not None and self._cells.width() == n:
+                p.drawImage(QRectF(0, 0, self.width(), self.height() - 5), self._cells)
             p.setPen(Qt.PenStyle.NoPen)
-            for i in range(n):
-                if finite[i]:
-                    c = colors[i]
-                    p.setBrush(QColor(int(c[0]), int(c[1]), int(c[2])))
-                else:
-                    p.setBrush(QColor(70, 70, 70))
-                p.drawRect(self._cell(i))
             p.setBrush(FLAG)
             for i in self.flags:
                 if 0 <= i < n:
