@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import time
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,78 @@ def write_json(path: str | Path, obj: Any) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+class StageClock:
+    """A progress callback that also times the stages of an evaluation (the text of each
+    ``progress(done, total, text)`` names its stage) for the summary ``evaluate`` prints."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.stages: dict[str, list[float]] = {}  # text -> [first seen, last seen, last done]
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, text: str = "") -> None:
+        now = time.perf_counter()
+        st = self.stages.setdefault(text, [now, now, 0])
+        st[1], st[2] = now, done
+        self.inner(done, total, text)
+
+    def seconds(self, text: str) -> float | None:
+        st = self.stages.get(text)
+        return None if st is None else st[1] - st[0]
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    stack = [str(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        total += e.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def print_costs(clock: StageClock, dataset, splits: list[int], ws, summary: dict) -> None:
+    """Where an evaluation's time and disk went, on stderr: preprocessing and feature rates,
+    the frame cache's disk use and the results files' sizes."""
+    from reidviewer.data.cache import PROGRESS_TEXT
+
+    wall = time.perf_counter() - clock.start
+    lines = [f"evaluation took {wall:.1f} s"]
+    prep = clock.stages.get(PROGRESS_TEXT)
+    if prep is not None and prep[1] > prep[0]:
+        lines.append(f"preprocessing: {prep[2]:,} frames in {prep[1] - prep[0]:.1f} s "
+                     f"({prep[2] / (prep[1] - prep[0]):,.0f} frames/s)")
+    feat = clock.seconds("extracting features")
+    if feat:
+        from reidviewer.engine.evaluate import EvalSettings
+
+        cap = EvalSettings().max_frames
+        idx = set()
+        for s in splits:
+            sp = dataset.split(s)
+            idx.update(int(i) for i in sp.query)
+            idx.update(int(i) for i in sp.gallery)
+        frames = sum(min(len(dataset.tracklets[i]), cap) for i in idx)
+        lines.append(f"features: {len(idx):,} tracklets, {frames:,} frames in {feat:.1f} s "
+                     f"({frames / feat:,.0f} frames/s)")
+    from reidviewer.data.cache import FrameCache
+
+    cache = FrameCache(ws, dataset)
+    lines.append(f"frame cache: {folder_bytes(cache.dir) / 2**30:.2f} GB in {cache.dir}")
+    for entry in summary.get("per_split", []):
+        f = Path(entry.get("results_file") or "")
+        if entry.get("results_file") and f.is_file():
+            lines.append(f"results file (split {entry['split']}): {f.stat().st_size / 2**20:.0f} MB ({f})")
+    print("\n".join(lines), file=sys.stderr)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``reidviewer evaluate``: print a table; ``--json FILE`` writes the numbers."""
     from reidviewer.annotations.apply import open_annotated
@@ -84,9 +158,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for s in splits:
         dataset.split(s)  # a split that does not exist: one line, before any work
     dataset, version = open_annotated(dataset, ws)
-    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=_progress_bar("evaluate"),
+    clock = StageClock(_progress_bar("evaluate"))
+    summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=clock,
                               annotation_version=version)
     print(format_metrics(summary))
+    print_costs(clock, dataset, splits, ws, summary)
     if args.json:
         write_json(args.json, summary)
     return 0

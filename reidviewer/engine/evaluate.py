@@ -274,6 +274,22 @@ def compute_results(
     return results
 
 
+def results_file_of(dataset: VideoDataset, split: int, checkpoint, workspace, settings: EvalSettings = EvalSettings(),
+                    annotation_version: str | None = None) -> Path | None:
+    """Where ``compute_results`` keeps the results of a checkpoint file (None for a model reference)."""
+    from reidviewer.engine.models import model_spec_of
+    from reidviewer.engine.results import results_path
+    from reidviewer.model.checkpoint_files import checkpoint_paths
+
+    if model_spec_of(checkpoint) is not None:
+        return None
+    weights = checkpoint_paths(Path(checkpoint))[0]
+    if not weights.is_file():
+        return None
+    key = {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
+    return results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split, key)
+
+
 def evaluate_splits(
     dataset: VideoDataset,
     splits: list[int],
@@ -295,7 +311,9 @@ def evaluate_splits(
                             annotation_version=annotation_version)
         m = r.metrics()
         per.append({"split": s, **{k: m[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")},
-                    "queries": m["queries"], "valid_queries": m["valid_queries"]})
+                    "queries": m["queries"], "valid_queries": m["valid_queries"],
+                    "results_file": str(results_file_of(dataset, s, checkpoint, workspace, settings,
+                                                        annotation_version) or "")})
         cmcs.append(np.asarray(m["cmc"], dtype=np.float64))
     n = min(len(c) for c in cmcs)
     cmc = np.mean([c[:n] for c in cmcs], axis=0)
