@@ -95,7 +95,9 @@ def test_map_colours_click_and_lasso(viewer, qtbot, tmp_path):
         lines = out.read_text().strip().splitlines()
         assert len(lines) == len(expected) + 1
         assert {ln.split(",")[0] for ln in lines[1:]} == {m.ms.keys[int(i)] for i in expected}
-    # Camera bias in Metrics.
+    # Camera bias in Metrics: computed when the tab is shown (not at launch).
+    assert "when shown" in w.metrics.camera_bias.text()
+    w.show_tab(w.metrics)
     qtbot.waitUntil(lambda: "×" in w.metrics.camera_bias.text() or "n/a" in w.metrics.camera_bias.text(),
                     timeout=10_000)
 

@@ -147,7 +147,6 @@ class MapView(QWidget):
         top.addWidget(self.method_box)
         top.addWidget(self.color_box, 1)
         top.addWidget(self.lasso_button)
-        top.addWidget(self.training_box)
         self.figure_button = QPushButton("Figure…")
         self.figure_button.setToolTip("Export the map as a paper figure (PDF, SVG or PNG), coloured as shown")
         self.figure_button.clicked.connect(self._ask_figure)
@@ -199,6 +198,7 @@ class MapView(QWidget):
         hover.setContentsMargins(0, 0, 0, 0)
         hover.addWidget(self.hover_thumb)
         hover.addWidget(self.hover_text, 1)
+        hover.addWidget(self.training_box)  # here, not in the top row: the Analysis dock keeps its width
 
         self.list = QListWidget()
         self.list.setObjectName("map_selection")
@@ -634,7 +634,8 @@ class MapView(QWidget):
             self.sel_mark.setData(pos=self.coords[self.selected])
         else:
             self.sel_mark.clear()
-        m = self.map
+        # An empty selection needs no map (and must not build one while the tab is hidden).
+        m = self.map if len(self.selected) else None
         if m is not None:
             for i in self.selected[:5000]:
                 item = QListWidgetItem(f"{m.names[int(i)]} · {m.ms.role(int(i))}")
@@ -736,10 +737,18 @@ class CameraBiasLabel(QLabel):
 
         if self.job is not None:
             self.job.cancel()
+            self.job = None
         session = self.state.session
         if session is None:
             self.setText("")
             return
+        if not self.isVisible():
+            # Computed when Metrics is first shown: at MARS size it is seconds of CPU that
+            # would otherwise compete with the launch (and with every session change).
+            self._stale = True
+            self.setText("Camera bias: computed when shown")
+            return
+        self._stale = False
         self.setText("Camera bias: computing…")
         job = Job(lambda progress, cancel: camera_bias_of(session, progress, cancel))
         # The job can end after this label is gone (the window closed meanwhile): the
@@ -748,6 +757,11 @@ class CameraBiasLabel(QLabel):
         job.signals.failed.connect(lambda msg: alive(self) and self.setText(f"Camera bias: n/a ({msg.splitlines()[0]})"))
         self.job = job
         start_job(job, self.pool)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self.refresh()
 
     def _done(self, session, bias) -> None:
         if session is not self.state.session:

@@ -71,24 +71,35 @@ class Job(QRunnable):
         now = time.monotonic()
         if done >= total or now - self._last >= 0.1:
             self._last = now
-            self.signals.progress.emit(int(done), int(total), text)
+            if not self._emit(self.signals.progress, int(done), int(total), text):
+                raise Cancelled("the window that asked is gone")
+
+    @staticmethod
+    def _emit(signal, *args) -> bool:
+        """Emit; False when the signals' object was already deleted (the window closed while the
+        job ran — nobody is left to tell, and that is not an error)."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            return False
+        return True
 
     def run(self) -> None:
         try:
             result = self.fn(self._progress, self.cancel_event)
         except Cancelled:
-            self.signals.cancelled.emit()
+            self._emit(self.signals.cancelled)
             return
         except BaseException as exc:  # noqa: BLE001 — report, never kill the app
             if self.cancel_event.is_set():
-                self.signals.cancelled.emit()  # whatever broke after Cancel, the user asked to stop
+                self._emit(self.signals.cancelled)  # whatever broke after Cancel, the user asked to stop
             else:
-                self.signals.failed.emit(describe_failure(exc))
+                self._emit(self.signals.failed, describe_failure(exc))
             return
         if self.cancel_event.is_set():
-            self.signals.cancelled.emit()
+            self._emit(self.signals.cancelled)
         else:
-            self.signals.finished.emit(result)
+            self._emit(self.signals.finished, result)
 
 
 def start_job(job: Job, pool: QThreadPool | None = None) -> Job:

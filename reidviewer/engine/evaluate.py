@@ -100,6 +100,7 @@ def extract(
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.preprocess import PreprocessConfig
     from reidviewer.data.transforms import apply_crop, sample_test_clip, test_transform
+    from reidviewer.memory import release_free_memory
     from reidviewer.model.inference import extract_features
 
     def view(seq):
@@ -134,6 +135,8 @@ def extract(
         done += len(batch)
         progress(done, total, "extracting features")
         batch, frames_in_batch = [], 0
+        del clips, out
+        release_free_memory()  # fragmented glibc arenas otherwise grow the process by GBs at MARS size
 
     for idx in indices:
         check_cancelled(cancel)
