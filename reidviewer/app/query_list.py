@@ -13,7 +13,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush
+from PySide6.QtGui import QBrush, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -231,18 +231,11 @@ class QueryList(QWidget):
         self.view.setSortingEnabled(True)
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(22)
-        # Column widths from the rows in view, not from every row: measuring all 2,315 rows of
-        # MARS's queries asked the model for 64,000 cells at each reset and selection (1.6 s).
-        self.view.horizontalHeader().setResizeContentsPrecision(0)
-        self.view.verticalHeader().setResizeContentsPrecision(0)
-        # ... so no column may be narrower than the widest rank a row further down can show.
-        self.view.horizontalHeader().setMinimumSectionSize(self.view.fontMetrics().horizontalAdvance("#99999") + 8)
         self.view.setAlternatingRowColors(True)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         hh = self.view.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(18)
+        self._fit_columns([])
         hh.sortIndicatorChanged.connect(self._on_header_sort)
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
 
@@ -292,9 +285,6 @@ class QueryList(QWidget):
             self.sort_box.blockSignals(False)
         current = self.current_row()
         self.model.set_compare(on)
-        hh = self.view.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         # Room for ΔAP and A→B: the camera stays in the tooltip, A's rank is in "1st A→B".
         self.view.setColumnHidden(2, on)
         self.view.setColumnHidden(4, on)
@@ -341,9 +331,42 @@ class QueryList(QWidget):
             text += f"\nB: ▲ {fixed} fixed · ▼ {broken} broken"
         self.summary.setText(text)
 
+    def _fit_columns(self, rows: list[QueryRow]) -> None:
+        """Fixed widths that fit the widest text any row can show (the person column stretches).
+
+        ResizeToContents measured every row through the model at each reset and selection:
+        64,000 ``data`` calls and 1.6 s at MARS's 2,315 queries. The widest texts are known
+        from the rows' numbers, so the widths are computed here at once, and never clip.
+        """
+        fm = self.view.fontMetrics()
+        hh = self.view.horizontalHeader()
+        bold = QFont(self.view.font())
+        bold.setBold(True)
+        header = QFontMetrics(bold)
+        rank = max((r.first_rank for r in rows), default=0)
+        rank_b = max((r.first_rank_b for r in rows), default=0)
+        cams = {r.camera for r in rows} or {"c0"}
+        widest = {
+            0: ["✓", "✗", "–"],
+            2: list(cams),
+            3: ["0.000", "n/a"],
+            4: [f"#{'9' * len(str(max(rank, 1)))}", "–"],
+            5: ["+0.000", "n/a"],
+            6: [f"#{'9' * len(str(max(rank, 1)))}→#{'9' * len(str(max(rank_b, 1)))} ▲"],
+        }
+        for c in range(self.model.columnCount()):
+            if c == 1:
+                hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+                continue
+            text_w = max(fm.horizontalAdvance(t) for t in widest[c])
+            head_w = header.horizontalAdvance((COLUMNS + COMPARE_COLUMNS)[c]) + 14  # room for the sort arrow
+            hh.setSectionResizeMode(c, QHeaderView.ResizeMode.Fixed)
+            hh.resizeSection(c, max(text_w + 12, head_w, hh.minimumSectionSize()))
+
     def set_rows(self, rows: list[QueryRow]) -> None:
         """Replace the queries; keeps the current sort."""
         self.model.set_rows(rows)
+        self._fit_columns(rows)
         self.sort_by(self._sort_key)
         self._summarise(rows)
 
