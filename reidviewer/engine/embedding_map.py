@@ -289,7 +289,7 @@ def umap_2d(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist
     return np.asarray(coords, dtype=np.float32)
 
 
-def exact_knn(features: np.ndarray, k: int, chunk: int = 2048,
+def exact_knn(features: np.ndarray, k: int, chunk: int = 512,
               cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest points of every point (itself first), by brute force in chunks.
 
