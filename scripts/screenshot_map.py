@@ -19,6 +19,7 @@ def main() -> int:
     ap.add_argument("--method", default="pca", choices=("pca", "umap"))
     ap.add_argument("--query", type=int, default=3, help="position in the query list")
     ap.add_argument("--similar", action="store_true", help="also show find-similar in the ranked view")
+    ap.add_argument("--training", action="store_true", help="also put the training tracklets on the map")
     ap.add_argument("--out", default="docs/images/map.png")
     args = ap.parse_args()
 
@@ -42,7 +43,9 @@ def main() -> int:
     w.tabs.setCurrentWidget(mv)
     mv.color_box.setCurrentIndex(mv.color_box.findData(args.color_by))
     mv.set_method(args.method)
-    while mv.job is not None:
+    if args.training:
+        mv.training_box.setChecked(True)
+    while mv.job is not None or mv.training_job is not None:
         settle(500)
     settle(600)
     # A lasso around the current query's neighbourhood.

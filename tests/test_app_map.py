@@ -210,7 +210,7 @@ def test_training_tracklets_on_the_map_open_in_the_gallery_player(viewer, qtbot)
     # Find similar from it searches query, gallery and training tracklets.
     w.find_similar(gallery_row=w.state.gallery)
     view = w.state.similar
-    assert view is not None and view.anchor == t_point and "training" in view.header
+    assert view is not None and view.anchor == t_point and "training included" in view.header
     from reidviewer.engine.embedding_map import find_similar
 
     ref = find_similar(m.ms.features, t_point, w.ranked.top_k.value(), m.ms.pids)

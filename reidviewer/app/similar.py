@@ -123,8 +123,8 @@ def similar_for(session: Any, point: int, k: int = 10) -> SimilarView:
         tiles.append(TileData(row, rank, float(d), bool(match), m.thumb(session, p), label,
                               bool(flags.get(int(ms.dataset_indices[p])))))
     hits = int(np.count_nonzero(sim.is_match))
-    what = "query, gallery and training" if ms.num_training else "query and gallery"
-    header = f"Nearest to {m.names[point]} among all {len(ms)} {what} tracklets: {hits}/{len(tiles)} ✓"
+    what = " (training included)" if ms.num_training else ""
+    header = f"Nearest to {m.names[point]} among all {len(ms)}{what}: {hits}/{len(tiles)} ✓"
     return SimilarView(session, point, header, tiles)
 
 
