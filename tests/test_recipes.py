@@ -319,3 +319,16 @@ def test_validation_at_mars_size_stays_within_300_mb(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 300e6, f"{peak / 1e6:.0f} MB"
+
+
+def test_health_waits_before_calling_a_loss_stuck_and_does_not_recommend_the_recipe_in_use():
+    from reidviewer.engine.health import SETTLE_STEPS, BatchStats, Health
+
+    at_chance = BatchStats(spread=1.0, distance=1.0, total_loss=6.5, id_loss=6.5, attention_spread=0.2)
+    for recipe, hint in (("fast", False), ("paper", True)):
+        h = Health(num_classes=625, steps_per_epoch=128, recipe=recipe)
+        early = [h.update(at_chance, progress=0.9) for _ in range(SETTLE_STEPS - 1)]
+        assert not any("chance" in w for ws in early for w in ws)  # a one-epoch MARS run: too early to say
+        late = h.update(at_chance, progress=0.9)
+        said = [w for w in late if "chance" in w]
+        assert said and ("--recipe fast" in said[0]) == hint

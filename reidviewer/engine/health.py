@@ -31,6 +31,9 @@ UNIFORM_ATTENTION = 0.01
 #: Fraction of the run before "still at chance" and "uniform attention" are said (early on
 #: both are normal).
 SETTLE = 0.25
+#: ... and at least this many steps: in a one-epoch run a quarter of MARS's epoch is 32 steps,
+#: far too early to call an identity loss "stuck".
+SETTLE_STEPS = 200
 #: The loss counts as diverging when its moving average rises this much above its lowest.
 DIVERGE_RATIO = 1.5
 
@@ -79,6 +82,8 @@ class Health:
 
     num_classes: int
     steps_per_epoch: int
+    recipe: str = ""
+    steps: int = 0
     collapsed_steps: int = 0
     loss_ema: float | None = None
     best_loss_ema: float = math.inf
@@ -102,6 +107,11 @@ class Health:
         def ema(old: float | None, new: float, k: float = 0.02) -> float:
             return new if old is None else old + k * (new - old)
 
+        self.steps += 1
+        settled = progress > SETTLE and self.steps >= SETTLE_STEPS
+        # The fast recipe is what the hints recommend: do not recommend it to a run that uses it.
+        or_fast = "" if self.recipe == "fast" else ", or --recipe fast"
+
         if stats.spread < COLLAPSE_SPREAD or stats.distance < COLLAPSE_SPREAD:
             self.collapsed_steps += 1
         else:
@@ -119,17 +129,17 @@ class Health:
         if self.collapsed_steps >= 10:
             w["collapse"] = (f"the embedding has collapsed: every tracklet gets nearly the same feature "
                              f"(spread {stats.spread:.1e}) for {self.collapsed_steps} steps. Try a lower "
-                             f"--lr, or --recipe fast")
+                             f"--lr{or_fast}")
         if (self.loss_ema is not None and math.isfinite(self.best_loss_ema) and progress > 0.05
                 and self.loss_ema > DIVERGE_RATIO * self.best_loss_ema + 1e-6):
             w["diverging"] = (f"the loss is diverging: its average rose from {self.best_loss_ema:.3f} to "
                               f"{self.loss_ema:.3f}. Try a lower --lr")
         chance = math.log(max(self.num_classes, 2))
-        if self.id_ema is not None and progress > SETTLE and self.id_ema > CHANCE_FRACTION * chance:
+        if self.id_ema is not None and settled and self.id_ema > CHANCE_FRACTION * chance:
             w["chance"] = (f"the identity loss is stuck at chance ({self.id_ema:.2f} against ln {self.num_classes} "
                            f"= {chance:.2f}): the network does not tell the training identities apart. Try a "
-                           f"lower --lr or --recipe fast")
-        if self.attention_ema is not None and progress > SETTLE and self.attention_ema < UNIFORM_ATTENTION:
+                           f"lower --lr{or_fast}")
+        if self.attention_ema is not None and settled and self.attention_ema < UNIFORM_ATTENTION:
             w["uniform"] = (f"attention is nearly uniform (spread {self.attention_ema:.3f} over a clip's "
                             f"frames): the model pools frames almost equally. Try --attention-lr-scale 10 "
                             f"or a longer run")

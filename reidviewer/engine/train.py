@@ -523,7 +523,7 @@ def train(
     elapsed_at_start = float(position["elapsed"])
     reason = "finished"
     spread = None
-    health = Health(num_classes=sampler.num_ids, steps_per_epoch=steps_per_epoch)
+    health = Health(num_classes=sampler.num_ids, steps_per_epoch=steps_per_epoch, recipe=str(getattr(config, "recipe", "")))
     said_health: list[str] = []
 
     def elapsed() -> float:
