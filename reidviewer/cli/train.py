@@ -223,7 +223,8 @@ def run_training(config: TrainConfig, workspace, resume: bool = False) -> int:
 
     def show(p: TrainProgress) -> None:
         for warning in p.health:
-            kind = warning.split(":")[0]  # said once per kind of problem, not per changing number
+            # Said once per kind of problem, not per changing number ("… chance (6.50 against …):").
+            kind = warning.split(":")[0].split(" (")[0]
             if kind not in said:
                 said.add(kind)
                 print(("\n" if tty else "") + f"warning: {warning}", file=sys.stderr)
@@ -232,7 +233,9 @@ def run_training(config: TrainConfig, workspace, resume: bool = False) -> int:
             else ""
         eta = f" ETA {p.eta_s / 60:.1f} min" if math.isfinite(p.eta_s) else ""
         flag = " ⚠" if p.health else ""
-        line = (f"epoch {min(p.epoch + 1, max(p.epochs, 1))}/{p.epochs} step {p.step}/{p.steps_per_epoch} {losses} "
+        done = p.epoch >= p.epochs  # after the last epoch: its last step, not step 0 of the next
+        step = p.steps_per_epoch if done else p.step
+        line = (f"epoch {min(p.epoch + 1, max(p.epochs, 1))}/{p.epochs} step {step}/{p.steps_per_epoch} {losses} "
                 f"lr {p.lr:.3g} {p.tracklets_per_s:.0f} tracklets/s{val}{eta}{flag}")
         if tty:
             sys.stderr.write("\r" + line[:160].ljust(160))
