@@ -289,6 +289,33 @@ def umap_2d(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist
     return np.asarray(coords, dtype=np.float32)
 
 
+def iter_knn(features: np.ndarray, k: int, rows: np.ndarray | None = None, *, include_self: bool = True,
+             chunk: int = 512, norms: np.ndarray | None = None, cancel: threading.Event | None = None):
+    """The ``k`` nearest points of ``rows`` (default: every point), by brute force, a chunk at a time.
+
+    Yields ``(start, indices (m, k) int64, squared distances (m, k) float32)`` for the rows
+    ``rows[start:start + m]``, nearest first, ties broken by point index (deterministic). With
+    ``include_self`` a row's own point leads at distance 0 (as UMAP's k-NN gives it); without,
+    it is left out.
+    """
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    n = len(x)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    k = min(int(k), n if include_self else n - 1)
+    sq = squared_norms(x) if norms is None else norms
+    for start in range(0, len(rows), chunk):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        r = rows[start:start + chunk]
+        d = sq[r, None] + sq[None, :] - 2.0 * (x[r] @ x.T)
+        np.maximum(d, 0.0, out=d)
+        d[np.arange(len(r)), r] = -1.0 if include_self else np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(r), 1))
+        pd = np.take_along_axis(d, part, 1)
+        order = np.lexsort((part, pd), axis=1)  # by distance, ties by index
+        yield start, np.take_along_axis(part, order, 1), np.maximum(np.take_along_axis(pd, order, 1), 0.0)
+
+
 def exact_knn(features: np.ndarray, k: int, chunk: int = 512,
               cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest points of every point (itself first), by brute force in chunks.
@@ -297,25 +324,13 @@ def exact_knn(features: np.ndarray, k: int, chunk: int = 512,
         ``(indices (N, k) int64, distances (N, k) float32)``, nearest first; each point's own
         index leads its row at distance 0 (as UMAP's own k-NN gives it).
     """
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    n = len(x)
+    n = len(features)
     k = min(int(k), n)
-    sq = np.einsum("ij,ij->i", x, x)
     indices = np.empty((n, k), dtype=np.int64)
     dists = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, chunk):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        stop = min(start + chunk, n)
-        d = sq[start:stop, None] + sq[None, :] - 2.0 * (x[start:stop] @ x.T)
-        np.maximum(d, 0.0, out=d)
-        rows = np.arange(stop - start)
-        d[rows, rows + start] = -1.0  # itself first
-        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
-        pd = np.take_along_axis(d, part, 1)
-        order = np.lexsort((part, pd), axis=1)  # by distance, ties by index: deterministic
-        indices[start:stop] = np.take_along_axis(part, order, 1)
-        dists[start:stop] = np.sqrt(np.maximum(np.take_along_axis(pd, order, 1), 0.0))
+    for start, idx, d2 in iter_knn(features, k, chunk=chunk, cancel=cancel):
+        indices[start:start + len(idx)] = idx
+        dists[start:start + len(idx)] = np.sqrt(d2)
     return indices, dists
 
 
@@ -604,16 +619,8 @@ def camera_bias(features: np.ndarray, camids: np.ndarray, pids: np.ndarray | Non
         extra = int(pid_counts.max())
     kk = min(n - 1, k + extra)
     progress = progress or (lambda *a: None)
-    for s in range(0, len(anchors), chunk):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        rows = anchors[s:s + chunk]
-        d2 = norms[rows][:, None] - 2.0 * (f[rows] @ f.T) + norms[None, :]
-        d2[np.arange(len(rows)), rows] = np.inf
-        nn = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
-        nd = np.take_along_axis(d2, nn, axis=1)
-        order = np.argsort(nd, axis=1, kind="stable")
-        nn = np.take_along_axis(nn, order, axis=1)
+    for s, nn, _d2 in iter_knn(f, kk, anchors, include_self=False, chunk=chunk, norms=norms, cancel=cancel):
+        rows = anchors[s:s + len(nn)]
         same_cam = cam_idx[nn] == cam_idx[rows][:, None]
         own[s:s + len(rows)] = same_cam[:, :k].mean(axis=1)
         if pid is not None:

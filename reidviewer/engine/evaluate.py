@@ -197,6 +197,11 @@ def preprocess_config_of(meta: dict):
         raise CheckpointError(meta.get("weights_file", "checkpoint"), f"unusable preprocessing settings: {exc}") from None
 
 
+def results_key(dataset: VideoDataset, settings: EvalSettings, annotation_version: str | None) -> dict[str, Any]:
+    """What besides the checkpoint and the dataset picks a results file (and is recorded in it)."""
+    return {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
+
+
 def compute_results(
     dataset: VideoDataset,
     split: int,
@@ -233,7 +238,7 @@ def compute_results(
         raise CheckpointError(checkpoint, "checkpoint weights file not found")
     ck_fp = file_fingerprint(checkpoint)
     sp = dataset.split(split)
-    key = {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
+    key = results_key(dataset, settings, annotation_version)
     path = results_path(workspace, ck_fp, dataset.fingerprint, split, key)
     if path.exists() and not recompute:
         try:
@@ -289,8 +294,8 @@ def results_file_of(dataset: VideoDataset, split: int, checkpoint, workspace, se
     weights = checkpoint_paths(Path(checkpoint))[0]
     if not weights.is_file():
         return None
-    key = {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
-    return results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split, key)
+    return results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split,
+                        results_key(dataset, settings, annotation_version))
 
 
 def evaluate_splits(
