@@ -25,6 +25,15 @@ from reidviewer.progress import ProgressFn, check_cancelled
 
 Progress = ProgressFn
 
+#: ``extract`` compiles the frame encoder from this many frames on: torch.compile costs
+#: ≈15–30 s once (a few s from Inductor's disk cache) and gains ~10 % (bench/model.py), so it
+#: pays off on MARS-size splits, not on iLIDS-VID's 40 k frames.
+COMPILE_MIN_FRAMES = 300_000
+#: ``extract`` hands freed memory back to the OS every this many batches: after every batch,
+#: the next one page-faulted all its buffers anew (~8 % of the time); never, and glibc's arenas
+#: fragment by GBs over MARS.
+TRIM_EVERY = 8
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -90,24 +99,23 @@ def extract(
     cancel: threading.Event | None = None,
     preprocess_config=None,
     crop=None,
+    compile: bool | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Features (N, D) and attention traces {tracklet index: (K+1, T)} for tracklets ``indices``.
 
     ``crop`` (a ``transforms.CropParams``) replaces the test-time centre crop (one TTA view).
+    ``compile``: compile the CNN with ``torch.compile`` (same features within float32
+    rounding); None compiles when at least ``COMPILE_MIN_FRAMES`` frames are to be embedded.
     """
-    import torch
-
     from reidviewer.data.cache import FrameCache
     from reidviewer.data.preprocess import PreprocessConfig
-    from reidviewer.data.transforms import apply_crop, sample_test_clip, test_transform
+    from reidviewer.data.transforms import sample_test_clip
     from reidviewer.memory import release_free_memory
     from reidviewer.model.inference import extract_features
 
-    def view(seq):
-        return test_transform(seq) if crop is None else apply_crop(seq, crop)
-
     indices = np.asarray(indices, dtype=np.int64)
-    cache = FrameCache(workspace, dataset, preprocess_config or PreprocessConfig())
+    preprocess_config = preprocess_config or PreprocessConfig()
+    cache = FrameCache(workspace, dataset, preprocess_config)
     total = len(indices)
 
     def prep_progress(done: int, n: int, text: str = "") -> None:
@@ -122,32 +130,41 @@ def extract(
     batch: list[tuple[int, np.ndarray]] = []
     frames_in_batch = 0
     done = 0
+    flushes = 0
+    if compile is None:
+        lengths = dataset.sequence_lengths()
+        compile = bool(total) and int(np.minimum(lengths[indices], settings.max_frames).sum()) >= COMPILE_MIN_FRAMES
 
     def flush() -> None:
-        nonlocal batch, frames_in_batch, done
+        nonlocal batch, frames_in_batch, done, flushes
         if not batch:
             return
-        clips = [torch.from_numpy(np.ascontiguousarray(c)) for _, c in batch]
-        out = extract_features(model, clips)
+        # The stored uint8 frames go to the model as they are: preprocessing runs there, in
+        # torch, fused (data.network_batch) — numpy's float pipeline cost a third of the CNN.
+        out = extract_features(model, [c for _, c in batch], stored=True, preprocess=preprocess_config,
+                               crop=crop, compile=compile)
         for (idx, _), fi, ai in zip(batch, out.features.numpy(), out.attention):
             feats.append(fi)
             attention[idx] = ai.numpy()
         done += len(batch)
         progress(done, total, "extracting features")
         batch, frames_in_batch = [], 0
-        del clips, out
-        release_free_memory()  # fragmented glibc arenas otherwise grow the process by GBs at MARS size
+        del out
+        flushes += 1
+        if flushes % TRIM_EVERY == 0:
+            release_free_memory()  # fragmented glibc arenas otherwise grow the process by GBs at MARS size
 
     for idx in indices:
         check_cancelled(cancel)
         n = len(dataset.tracklets[int(idx)])
         sel = sample_test_clip(n, settings.max_frames, int(idx) in tail_indices)
-        clip = view(cache.network_input(int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
+        clip = cache.get(int(idx))[int(sel[0]):int(sel[-1]) + 1]  # memory-mapped: read when batched
         batch.append((int(idx), clip))
         frames_in_batch += len(sel)
         if frames_in_batch >= settings.batch_frames:
             flush()
     flush()
+    release_free_memory()
     return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
 
 

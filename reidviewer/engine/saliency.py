@@ -355,15 +355,15 @@ class SaliencyEngine:
 
     def clip(self, index: int, tail: bool | None = None) -> tuple[np.ndarray, Any]:
         """(frame numbers, network input tensor (T, 5, 56, 40)) of tracklet ``index``'s test clip."""
-        import torch
-
-        from reidviewer.data.transforms import sample_test_clip, test_transform
+        from reidviewer.data.network_batch import network_batch
+        from reidviewer.data.transforms import sample_test_clip
 
         _model, cache = self._load()
         tail = self._is_tail(index) if tail is None else tail
         sel = sample_test_clip(len(self.dataset.tracklets[int(index)]), self.max_frames, tail)
-        seq = test_transform(cache.network_input(int(index), slice(int(sel[0]), int(sel[-1]) + 1)))
-        return sel, torch.from_numpy(np.ascontiguousarray(seq))
+        # The input evaluation computes (the same fused preprocessing), as plain NCHW for the gradients.
+        seq = network_batch(cache.get(int(index))[int(sel[0]):int(sel[-1]) + 1], cache.config)
+        return sel, seq.contiguous()
 
     def _path(self, index: int, target: str, method: str, tail: bool) -> Path:
         key = self.dataset.tracklets[int(index)].key

@@ -33,23 +33,21 @@ def split_features(model, dataset: VideoDataset, indices: np.ndarray, cache, *, 
     """Features (N, D) of tracklets ``indices`` from their first ``max_frames`` frames (centre
     crop), and each tracklet's final-attention spread (standard deviation over its frames).
     """
-    import torch
+    from dataclasses import replace
 
-    from reidviewer.data.transforms import test_transform
     from reidviewer.model.inference import extract_features
 
+    # Flow off zeroes the flow channels before the crop's mean is removed, as in training and
+    # evaluation (the fused preprocessing of data.network_batch).
+    preprocess = replace(cache.config, use_flow=use_flow)
     feats = np.empty((len(indices), model.config.embedding_dim), dtype=np.float32)
     spreads: list[float] = []
     for a in range(0, len(indices), BATCH_TRACKLETS):
         clips = []
         for i in indices[a:a + BATCH_TRACKLETS]:
             n = len(dataset.tracklets[int(i)])
-            clip = np.asarray(test_transform(cache.network_input(int(i), slice(0, min(n, max_frames)))),
-                              dtype=np.float32)
-            if not use_flow:
-                clip[:, 3:5] = 0
-            clips.append(torch.from_numpy(clip))
-        out = extract_features(model, clips)
+            clips.append(cache.get(int(i))[:min(n, max_frames)])  # stored uint8, memory-mapped
+        out = extract_features(model, clips, stored=True, preprocess=preprocess)
         feats[a:a + len(clips)] = out.features.numpy()
         spreads += [float(att[-1].std(unbiased=False)) if att.shape[1] > 1 else 0.0 for att in out.attention]
         del clips, out

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,6 +133,99 @@ def embed_frames(
     return out
 
 
+class _FrameGather:
+    """Consecutive chunks of the frames of many clips, copied into one reused uint8 buffer.
+
+    Concatenating a whole group of clips first (8192 frames: 126 MB) made a fresh allocation
+    per group that the kernel page-faulted in anew every time (~4 % of the run here).
+    """
+
+    def __init__(self, clips: Sequence[np.ndarray], chunk_size: int) -> None:
+        self.clips = clips
+        self.ends = np.cumsum([len(c) for c in clips])
+        self.total = int(self.ends[-1]) if len(clips) else 0
+        shape = clips[0].shape[1:] if len(clips) else (0,)
+        self.buf = np.empty((min(chunk_size, self.total), *shape), dtype=np.uint8)
+
+    def chunk(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of the clips laid end to end (a view of the reused buffer)."""
+        out = self.buf[: stop - start]
+        i = int(np.searchsorted(self.ends, start, side="right"))
+        pos = start
+        while pos < stop:
+            first = int(self.ends[i - 1]) if i else 0
+            take = min(stop, int(self.ends[i])) - pos
+            out[pos - start:pos - start + take] = self.clips[i][pos - first:pos - first + take]
+            pos += take
+            i += 1
+        return out
+
+
+def embed_stored_frames(
+    model: VideoReIDNet,
+    clips: Sequence[np.ndarray],
+    preprocess=None,
+    crop=None,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    compile: bool = False,
+) -> torch.Tensor:
+    """Frame features x_i straight from stored uint8 frames (the frame cache's form), fast.
+
+    The preprocessing (``data.network_batch``: YUV, standardisation, crop) runs in torch next
+    to the CNN, chunk by chunk through reused buffers. ``compile`` compiles the CNN only:
+    compiling the preprocessing into the same graph was slower than this eager fused form
+    (1,557 against 1,640 frames/s, bench/model.py).
+
+    Args:
+        model: the network (eval mode for the call).
+        clips: uint8 (T_i, 5, H, W) numpy arrays of stored frames (memory-mapped slices are
+            fine), embedded as if laid end to end.
+        preprocess: the ``PreprocessConfig`` the model was trained with (None: the default).
+        crop: the view (``transforms.CropParams``); None for the test-time centre crop.
+        chunk_size: frames per CNN call.
+        compile: compile the CNN with ``torch.compile`` (eager if that fails).
+
+    Returns:
+        (ΣT_i, D) float32 frame features on the model's device.
+    """
+    from reidviewer.data.network_batch import network_batch
+
+    device = _model_device(model)
+    gather = _FrameGather(clips, chunk_size)
+    n = gather.total
+    out = torch.empty(n, model.config.embedding_dim, device=device)
+    encoder = _FrameEncoder(model)
+    compiled = _compiled_encoder(model) if compile else None
+    frames_buf = None
+    with _eval_mode(model), torch.inference_mode():
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            part = gather.chunk(start, stop)
+            if frames_buf is None:
+                frames = frames_buf = network_batch(part, preprocess, crop)
+            else:
+                frames = network_batch(part, preprocess, crop, out=frames_buf[:stop - start])
+            model.cnn.check_input(frames)
+            frames = frames.to(device, non_blocking=True)
+            # Only full chunks go to the compiled graph: a static shape, never a recompile.
+            if compiled is not None and stop - start == chunk_size:
+                try:
+                    first = model not in _COMPILE_SECONDS
+                    t0 = time.perf_counter()
+                    out[start:stop] = compiled(frames)
+                    if first:
+                        _COMPILE_SECONDS[model] = time.perf_counter() - t0
+                        log.info("torch.compile of the frame encoder took %.1f s", _COMPILE_SECONDS[model])
+                    continue
+                except Exception as exc:  # compile errors surface on the first call
+                    warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); using the eager fast path",
+                                  RuntimeWarning, stacklevel=2)
+                    _COMPILED[model] = compiled = None
+            out[start:stop] = encoder(frames)
+    return out
+
+
 @dataclass
 class TrackletFeatures:
     """Embeddings of many tracklets (CPU tensors).
@@ -166,17 +260,25 @@ def extract_features(
     group_frames: int = DEFAULT_GROUP_FRAMES,
     compile: bool = False,
     keep_frame_features: bool = False,
+    stored: bool = False,
+    preprocess=None,
+    crop=None,
 ) -> TrackletFeatures:
     """Video features and attention of many tracklets, batching all their frames through the CNN.
 
     Args:
         model: the network (eval mode for the call).
-        tracklets: M tensors (T_i, C, H, W) of preprocessed frames, T_i ≥ 1.
+        tracklets: M tensors (T_i, C, H, W) of preprocessed frames, T_i ≥ 1; with ``stored``,
+            M uint8 numpy arrays (T_i, 5, H, W) of stored frames (the frame cache's form),
+            preprocessed here by ``embed_stored_frames`` with ``preprocess`` and ``crop``.
         chunk_size: frames per CNN call.
         group_frames: about how many frames are embedded before the temporal head runs on
             their tracklets (bounds memory; a longer tracklet forms a group of its own).
         compile: use ``torch.compile`` for the CNN (see ``embed_frames``).
         keep_frame_features: also return each tracklet's frame features.
+        stored: ``tracklets`` are stored uint8 frames (see above).
+        preprocess: with ``stored``, the ``PreprocessConfig`` (None: the default).
+        crop: with ``stored``, the view (None: the test-time centre crop).
 
     Returns:
         ``TrackletFeatures`` equal to running ``model(frames, mask)`` tracklet by tracklet.
@@ -190,8 +292,12 @@ def extract_features(
     attention: list[torch.Tensor] = []
     frame_feats: list[torch.Tensor] | None = [] if keep_frame_features else None
     for a, b in _groups(lengths, group_frames):
-        flat = torch.cat(list(tracklets[a:b])) if b - a > 1 else tracklets[a]
-        x_flat = embed_frames(model, flat, chunk_size=chunk_size, compile=compile)
+        if stored:
+            x_flat = embed_stored_frames(model, tracklets[a:b], preprocess, crop, chunk_size=chunk_size,
+                                         compile=compile)
+        else:
+            flat = torch.cat(list(tracklets[a:b])) if b - a > 1 else tracklets[a]
+            x_flat = embed_frames(model, flat, chunk_size=chunk_size, compile=compile)
         lens = lengths[a:b]
         t_max = max(lens)
         pos = torch.arange(t_max, device=device)
