@@ -67,6 +67,22 @@ def run_measured(cmd: list[str], env: dict | None = None, timeout: float = 7200)
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak[0] / 2**20, "stdout": out, "stderr": err}
 
 
+def roofline_fps() -> float:
+    """This machine's float32 roofline for the frame CNN right now (bench/model.py's measure).
+
+    The feature target is absolute, but this shared machine's matmul peak drifts by up to 1.7×;
+    the ratio of the feature rate to the roofline measured in the same run is the comparable figure.
+    """
+    import torch
+
+    from model import macs_per_frame, matmul_peak  # bench/model.py
+
+    from reidviewer.model import ModelConfig, build_model
+
+    macs = macs_per_frame(build_model(ModelConfig()).eval())
+    return max(matmul_peak() for _ in range(3)) / (2.0 * macs)
+
+
 def stage_figures(stderr: str) -> dict:
     """The rates and sizes ``reidviewer evaluate`` prints at its end."""
     out: dict = {}
@@ -195,12 +211,17 @@ def main() -> int:
                      "--checkpoint", str(ckpt)]
     if not args.skip_cold:
         shutil.rmtree(ws, ignore_errors=True)
+        before = roofline_fps()
         r = run_measured(eval_cmd)
-        res["cold"] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], **stage_figures(r["stderr"])}
+        after = roofline_fps()
+        res["cold"] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], **stage_figures(r["stderr"]),
+                       "roofline_fps_before": before, "roofline_fps_after": after}
         c = res["cold"]
+        ratio = f" = {c['features_fps'] / max(before, after):.2f} of the CNN's roofline" if "features_fps" in c else ""
         print(f"evaluate cold: {c['seconds'] / 60:.1f} min (target ≤ 15), peak {c['peak_rss_mb']:.0f} MB; "
               f"preprocessing {c.get('preprocess_fps', '?')} frames/s (target ≥ 1,500), features "
-              f"{c.get('features_fps', '?')} frames/s (target ≥ 2,500); cache {c.get('cache_gb', '?')} GB; "
+              f"{c.get('features_fps', '?')} frames/s{ratio} (target ≥ 2,500; roofline measured before and "
+              f"after: {before:.0f}, {after:.0f} frames/s); cache {c.get('cache_gb', '?')} GB; "
               f"results {c.get('results_mb', '?')} MB (target ≤ 300)")
     r = run_measured(eval_cmd)
     res["warm"] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], **stage_figures(r["stderr"])}

@@ -128,6 +128,23 @@ def test_corrupt_cache_file_is_recomputed_not_trusted(workspace, dataset):
     np.testing.assert_array_equal(cache.get(0), _direct(dataset, 0))
 
 
+def test_read_gives_the_frames_asked_for_and_refills_a_damaged_file(workspace, dataset):
+    cache = FrameCache(workspace, dataset)
+    cache.ensure(range(4), workers=1)
+    full = _direct(dataset, 2)
+    for frames in (None, slice(0, 7), slice(1, 4), slice(5, 99), slice(6, 6)):
+        got = cache.read(2, frames)
+        assert got.dtype == np.uint8 and got.flags.writeable and not isinstance(got, np.memmap)
+        np.testing.assert_array_equal(got, full[frames or slice(None)])
+    with pytest.raises(ValueError, match="step 1"):
+        cache.read(2, slice(0, 6, 2))
+    path = cache.path(0)
+    path.write_bytes(path.read_bytes()[:300])  # cut short: recomputed, never read as valid
+    np.testing.assert_array_equal(cache.read(0, slice(1, 3)), _direct(dataset, 0)[1:3])
+    path.unlink()  # missing: filled on the spot
+    np.testing.assert_array_equal(cache.read(0), _direct(dataset, 0))
+
+
 def test_cancel_stops_the_fill(workspace, dataset, monkeypatch):
     cache = FrameCache(workspace, dataset)
     stop = threading.Event()

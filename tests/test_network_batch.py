@@ -122,3 +122,27 @@ def test_compiled_stored_path_equals_eager_or_falls_back():
         assert not fell_back  # a C compiler is here: the compiled graph must really run
         assert compile_seconds(m) is not None
     assert torch.allclose(fast, embed_stored_frames(m, [s], chunk_size=4), atol=1e-4)
+
+
+def test_read_ahead_keeps_order_raises_at_the_failing_item_and_stops_cleanly():
+    from reidviewer.engine.evaluate import read_ahead
+
+    seen = []
+
+    def read(i):
+        seen.append(i)
+        if i == 5:
+            raise OSError("disk gone")
+        return i * i
+
+    assert list(read_ahead(list(range(5)), read)) == [(i, i * i) for i in range(5)]
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item, value in read_ahead(list(range(9)), read, depth=2):
+            got.append(value)
+    assert got == [0, 1, 4, 9, 16]  # everything before the failing item arrived, in order
+    seen.clear()
+    it = read_ahead(list(range(100)), read, depth=2)
+    next(it)
+    it.close()  # a cancelled evaluation: at most a few items were read ahead, none after
+    assert len(seen) <= 4

@@ -128,19 +128,34 @@ class FrameCache:
     def _expected_shape(self, index: int) -> tuple[int, int, int, int]:
         return (len(self.dataset.tracklets[index]), NUM_CHANNELS, self.config.height, self.config.width)
 
+    def _open_valid(self, index: int):
+        """(open file positioned at the data, shape) of a complete file of the expected shape, else None."""
+        try:
+            fh = open(self.path(index), "rb")  # noqa: SIM115 - handed to the caller, who closes it
+        except OSError:
+            return None
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            complete = os.fstat(fh.fileno()).st_size == fh.tell() + int(np.prod(shape)) * dtype.itemsize
+        except (OSError, ValueError):
+            fh.close()
+            return None
+        if complete and tuple(shape) == self._expected_shape(index) and not fortran and dtype == np.uint8:
+            return fh, tuple(shape)
+        fh.close()
+        return None
+
     def is_cached(self, index: int) -> bool:
         """True if tracklet ``index`` has a complete file of the expected shape and type."""
-        try:
-            with open(self.path(index), "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                complete = os.fstat(fh.fileno()).st_size == fh.tell() + int(np.prod(shape)) * dtype.itemsize
-        except (OSError, ValueError):
+        opened = self._open_valid(index)
+        if opened is None:
             return False
-        return complete and tuple(shape) == self._expected_shape(index) and not fortran and dtype == np.uint8
+        opened[0].close()
+        return True
 
     def _describe(self) -> None:
         """Write ``config.json`` once, so a person can tell what a cache folder holds."""
@@ -288,6 +303,33 @@ class FrameCache:
         if not self.is_cached(tracklet_index):
             self._fill_inline(tracklet_index)
         return np.load(self.path(tracklet_index), mmap_mode="r", allow_pickle=False)
+
+    def read(self, tracklet_index: int, frames: slice | None = None) -> np.ndarray:
+        """Stored frames of a tracklet, read into memory (not mapped): uint8 (T', 5, H, W).
+
+        One positioned read of just ``frames`` (a slice with step 1; None for all). Where each
+        frame is read once, as evaluation does, this beats ``get``'s memory map, whose page
+        faults cost 44 µs a frame at MARS scale here (a read: a few µs). A tracklet not cached
+        yet is preprocessed first, in this process.
+        """
+        opened = self._open_valid(tracklet_index)
+        if opened is None:
+            self._fill_inline(tracklet_index)
+            opened = self._open_valid(tracklet_index)
+            if opened is None:
+                raise WorkspaceError(self.path(tracklet_index), "the cache file is missing or damaged after writing it")
+        fh, shape = opened
+        with fh:
+            start, stop, step = (frames or slice(None)).indices(shape[0])
+            if step != 1:
+                raise ValueError(f"frames must be a slice with step 1, got {frames}")
+            out = np.empty((max(stop - start, 0), *shape[1:]), dtype=np.uint8)
+            frame_bytes = int(np.prod(shape[1:]))
+            fh.seek(start * frame_bytes, os.SEEK_CUR)
+            got = fh.readinto(memoryview(out).cast("B")) if out.size else 0
+        if got != out.size:
+            raise WorkspaceError(self.path(tracklet_index), f"cache file ended early ({got} of {out.size} bytes)")
+        return out
 
     def network_input(self, tracklet_index: int, frames: slice | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Network input of (some frames of) a tracklet: float32 (T', 5, H, W).

@@ -124,48 +124,75 @@ def extract(
 
     cache.ensure(indices, progress=prep_progress, cancel=cancel)
     check_cancelled(cancel)  # ensure stops early, leaving what it finished: say it was cancelled
-    feats: list[np.ndarray] = []
-    attention: dict[int, np.ndarray] = {}
     tail_indices = tail_indices or set()
-    batch: list[tuple[int, np.ndarray]] = []
-    frames_in_batch = 0
-    done = 0
-    flushes = 0
     if compile is None:
         lengths = dataset.sequence_lengths()
         compile = bool(total) and int(np.minimum(lengths[indices], settings.max_frames).sum()) >= COMPILE_MIN_FRAMES
 
-    def flush() -> None:
-        nonlocal batch, frames_in_batch, done, flushes
+    # Which frames of which tracklets, in batches of about ``batch_frames`` frames.
+    plan: list[list[tuple[int, slice]]] = [[]]
+    frames_in_batch = 0
+    for idx in indices:
+        sel = sample_test_clip(len(dataset.tracklets[int(idx)]), settings.max_frames, int(idx) in tail_indices)
+        plan[-1].append((int(idx), slice(int(sel[0]), int(sel[-1]) + 1)))
+        frames_in_batch += len(sel)
+        if frames_in_batch >= settings.batch_frames:
+            plan.append([])
+            frames_in_batch = 0
+
+    def read_batch(batch: list[tuple[int, slice]]) -> list[np.ndarray]:
+        # A read, not a memory map: fewer page faults; from disk when the page cache lost it.
+        return [cache.read(i, frames) for i, frames in batch]
+
+    feats: list[np.ndarray] = []
+    attention: dict[int, np.ndarray] = {}
+    done = 0
+    progress(0, total, "extracting features")  # the stage starts here (a compile counts in it)
+    for number, (batch, clips) in enumerate(read_ahead(plan, read_batch), start=1):
+        check_cancelled(cancel)
         if not batch:
-            return
+            continue
         # The stored uint8 frames go to the model as they are: preprocessing runs there, in
         # torch, fused (data.network_batch) — numpy's float pipeline cost a third of the CNN.
-        out = extract_features(model, [c for _, c in batch], stored=True, preprocess=preprocess_config,
-                               crop=crop, compile=compile)
+        out = extract_features(model, clips, stored=True, preprocess=preprocess_config, crop=crop, compile=compile)
         for (idx, _), fi, ai in zip(batch, out.features.numpy(), out.attention):
             feats.append(fi)
             attention[idx] = ai.numpy()
         done += len(batch)
         progress(done, total, "extracting features")
-        batch, frames_in_batch = [], 0
-        del out
-        flushes += 1
-        if flushes % TRIM_EVERY == 0:
+        del out, clips
+        if number % TRIM_EVERY == 0:
             release_free_memory()  # fragmented glibc arenas otherwise grow the process by GBs at MARS size
-
-    for idx in indices:
-        check_cancelled(cancel)
-        n = len(dataset.tracklets[int(idx)])
-        sel = sample_test_clip(n, settings.max_frames, int(idx) in tail_indices)
-        clip = cache.get(int(idx))[int(sel[0]):int(sel[-1]) + 1]  # memory-mapped: read when batched
-        batch.append((int(idx), clip))
-        frames_in_batch += len(sel)
-        if frames_in_batch >= settings.batch_frames:
-            flush()
-    flush()
     release_free_memory()
     return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
+
+
+def read_ahead(items: list, read, depth: int = 2):
+    """Yield ``(item, read(item))`` in order, reading up to ``depth`` items ahead in a thread.
+
+    Evaluation reads a batch's frames from the cache while the CNN embeds the one before: at
+    MARS scale part of the 9 GB cache has left the page cache by then, and reading took 4 % of
+    the feature stage (41 µs a frame from disk, 11 from the page cache). File reads release the GIL, so the thread costs the CNN nothing. An
+    error in a read is raised here, at its item; stopping early (cancel) drops what was read ahead.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append((item, pool.submit(read, item)))
+            if len(pending) > depth:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def _extract_tta(dataset, needed, model, workspace, settings, tail, dev, progress, cancel, preprocess,

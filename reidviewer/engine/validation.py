@@ -46,7 +46,7 @@ def split_features(model, dataset: VideoDataset, indices: np.ndarray, cache, *, 
         clips = []
         for i in indices[a:a + BATCH_TRACKLETS]:
             n = len(dataset.tracklets[int(i)])
-            clips.append(cache.get(int(i))[:min(n, max_frames)])  # stored uint8, memory-mapped
+            clips.append(cache.read(int(i), slice(0, min(n, max_frames))))  # stored uint8
         out = extract_features(model, clips, stored=True, preprocess=preprocess)
         feats[a:a + len(clips)] = out.features.numpy()
         spreads += [float(att[-1].std(unbiased=False)) if att.shape[1] > 1 else 0.0 for att in out.attention]
