@@ -36,6 +36,15 @@ CROP_WIDTH = 40
 def crop_size(height: int, width: int) -> tuple[int, int]:
     """(rows, cols) of the crops of a stored ``height``×``width`` frame: 8 smaller each way."""
     return height - MAX_OFFSET, width - MAX_OFFSET
+
+
+def check_crop(height: int, width: int, params: CropParams) -> tuple[int, int]:
+    """(rows, cols) of crop ``params`` on a ``height``×``width`` frame; ValueError if it does not fit."""
+    ch, cw = crop_size(height, width)
+    x, y = params.x, params.y
+    if not (0 <= x and x + cw <= width and 0 <= y and y + ch <= height and ch > 0 and cw > 0):
+        raise ValueError(f"crop at x={x}, y={y} ({ch}×{cw}) does not fit a {height}×{width} frame")
+    return ch, cw
 #: The test-time centre crop.
 TEST_OFFSET = 4
 #: RCN's training clip length and test clip cap.
@@ -77,10 +86,8 @@ def apply_crop(seq: Any, params: CropParams, negate_flow_on_flip: bool = False) 
         for numpy).
     """
     h, w = seq.shape[-2], seq.shape[-1]
-    ch, cw = crop_size(h, w)
+    ch, cw = check_crop(h, w, params)
     x, y = params.x, params.y
-    if not (0 <= x and x + cw <= w and 0 <= y and y + ch <= h and ch > 0 and cw > 0):
-        raise ValueError(f"crop at x={x}, y={y} ({ch}×{cw}) does not fit a {h}×{w} frame")
     if _is_torch(seq):
         import torch
 

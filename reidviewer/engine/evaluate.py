@@ -30,8 +30,8 @@ Progress = ProgressFn
 #: pays off on MARS-size splits, not on iLIDS-VID's 40 k frames.
 COMPILE_MIN_FRAMES = 300_000
 #: ``extract`` hands freed memory back to the OS every this many batches: after every batch,
-#: the next one page-faulted all its buffers anew (~8 % of the time); never, and glibc's arenas
-#: fragment by GBs over MARS.
+#: the next one page-faulted all its buffers anew (an estimated 8 % of the time); never, and
+#: glibc's arenas fragment by GBs over MARS.
 TRIM_EVERY = 8
 
 
@@ -172,8 +172,9 @@ def read_ahead(items: list, read, depth: int = 2):
 
     Evaluation reads a batch's frames from the cache while the CNN embeds the one before: at
     MARS scale part of the 9 GB cache has left the page cache by then, and reading took 4 % of
-    the feature stage (41 µs a frame from disk, 11 from the page cache). File reads release the GIL, so the thread costs the CNN nothing. An
-    error in a read is raised here, at its item; stopping early (cancel) drops what was read ahead.
+    the feature stage (41 µs a frame from disk, 11 from the page cache). File reads release
+    the GIL, so the thread costs the CNN nothing. An error in a read is raised here, at its
+    item; stopping early (cancel) drops what was read ahead.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor

@@ -362,7 +362,7 @@ class SaliencyEngine:
         tail = self._is_tail(index) if tail is None else tail
         sel = sample_test_clip(len(self.dataset.tracklets[int(index)]), self.max_frames, tail)
         # The input evaluation computes (the same fused preprocessing), as plain NCHW for the gradients.
-        seq = network_batch(cache.get(int(index))[int(sel[0]):int(sel[-1]) + 1], cache.config)
+        seq = network_batch(cache.read(int(index), slice(int(sel[0]), int(sel[-1]) + 1)), cache.config)
         return sel, seq.contiguous()
 
     def _path(self, index: int, target: str, method: str, tail: bool) -> Path:

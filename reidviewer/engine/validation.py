@@ -37,8 +37,7 @@ def split_features(model, dataset: VideoDataset, indices: np.ndarray, cache, *, 
 
     from reidviewer.model.inference import extract_features
 
-    # Flow off zeroes the flow channels before the crop's mean is removed, as in training and
-    # evaluation (the fused preprocessing of data.network_batch).
+    # Flow off gives zero flow channels, as training feeds them (data.network_batch).
     preprocess = replace(cache.config, use_flow=use_flow)
     feats = np.empty((len(indices), model.config.embedding_dim), dtype=np.float32)
     spreads: list[float] = []

@@ -137,7 +137,7 @@ class _FrameGather:
     """Consecutive chunks of the frames of many clips, copied into one reused uint8 buffer.
 
     Concatenating a whole group of clips first (8192 frames: 126 MB) made a fresh allocation
-    per group that the kernel page-faulted in anew every time (~4 % of the run here).
+    per group, page-faulted in anew every time.
     """
 
     def __init__(self, clips: Sequence[np.ndarray], chunk_size: int) -> None:
@@ -191,38 +191,18 @@ def embed_stored_frames(
     """
     from reidviewer.data.network_batch import network_batch
 
-    device = _model_device(model)
     gather = _FrameGather(clips, chunk_size)
     n = gather.total
-    out = torch.empty(n, model.config.embedding_dim, device=device)
-    encoder = _FrameEncoder(model)
-    compiled = _compiled_encoder(model) if compile else None
+    out = torch.empty(n, model.config.embedding_dim, device=_model_device(model))
     frames_buf = None
-    with _eval_mode(model), torch.inference_mode():
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            part = gather.chunk(start, stop)
-            if frames_buf is None:
-                frames = frames_buf = network_batch(part, preprocess, crop)
-            else:
-                frames = network_batch(part, preprocess, crop, out=frames_buf[:stop - start])
-            model.cnn.check_input(frames)
-            frames = frames.to(device, non_blocking=True)
-            # Only full chunks go to the compiled graph: a static shape, never a recompile.
-            if compiled is not None and stop - start == chunk_size:
-                try:
-                    first = model not in _COMPILE_SECONDS
-                    t0 = time.perf_counter()
-                    out[start:stop] = compiled(frames)
-                    if first:
-                        _COMPILE_SECONDS[model] = time.perf_counter() - t0
-                        log.info("torch.compile of the frame encoder took %.1f s", _COMPILE_SECONDS[model])
-                    continue
-                except Exception as exc:  # compile errors surface on the first call
-                    warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); using the eager fast path",
-                                  RuntimeWarning, stacklevel=2)
-                    _COMPILED[model] = compiled = None
-            out[start:stop] = encoder(frames)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        part = gather.chunk(start, stop)
+        if frames_buf is None:
+            frames = frames_buf = network_batch(part, preprocess, crop)
+        else:
+            frames = network_batch(part, preprocess, crop, out=frames_buf[:stop - start])
+        out[start:stop] = embed_frames(model, frames, chunk_size=chunk_size, compile=compile)
     return out
 
 
