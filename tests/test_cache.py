@@ -1,6 +1,7 @@
 """The workspace frame cache: lazy, atomic, memory-mapped, parallel, with named frame errors."""
 from __future__ import annotations
 
+import json
 import threading
 
 import cv2
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 import reidviewer.data.cache as cache_mod
-from reidviewer.data.cache import FrameCache
+from reidviewer.data.cache import FrameCache, estimate_cost, measured_rate
+from reidviewer.data.dataset import Split
 from reidviewer.data.preprocess import PreprocessConfig, preprocess_tracklet, to_network_input
 from reidviewer.errors import FrameError
 from reidviewer.workspace import Workspace
@@ -234,3 +236,62 @@ def test_an_unguarded_script_gets_a_message_instead_of_a_broken_pool(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert "MESSAGE:" in out.stdout, out.stderr[-2000:]
     assert "__main__" in out.stdout and "workers=1" in out.stdout
+
+
+# --------------------------------------------------------------------------- cost before paying it
+
+
+def _with_split(dataset):
+    # query: tracklet 0 (6 frames); gallery: 1 and 2 (5 + 7); tracklet 3 (1 frame) trains.
+    dataset.splits = [Split("split 0", np.array([3]), np.array([0]), np.array([1, 2]))]
+    return dataset
+
+
+def test_estimate_counts_what_evaluating_still_needs_and_learns_this_machines_rate(workspace, dataset, monkeypatch):
+    _with_split(dataset)
+    before = estimate_cost(dataset, workspace)
+    assert before["rate_measured"] is False and before["frames_per_s"] == cache_mod.ESTIMATE_FRAMES_PER_S
+    assert before["test_frames_missing"] == 18 and before["cached_fraction"] == 0.0
+    assert before["test_cache_gb"] == pytest.approx(18 * 5 * 64 * 48 / 1e9)
+    assert before["test_preprocess_minutes"] == pytest.approx(18 / cache_mod.ESTIMATE_FRAMES_PER_S / 60)
+
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)  # a pool run, as a real dataset gets
+    monkeypatch.setattr(cache_mod, "RATE_MIN_FRAMES", 1)
+    cache = FrameCache(workspace, dataset)
+    cache.ensure([1, 3], workers=2)  # part of the gallery and a training tracklet, measuring the rate
+    after = estimate_cost(dataset, workspace)
+    assert after["rate_measured"] is True and after["frames_per_s"] > 0
+    assert after["frames_per_s"] != cache_mod.ESTIMATE_FRAMES_PER_S
+    assert after["test_frames_missing"] == 13 and after["cached_fraction"] == pytest.approx(6 / 19)
+    assert after["test_preprocess_minutes"] == pytest.approx(13 / after["frames_per_s"] / 60, rel=0.01)
+
+    cache.ensure(range(4), workers=2)
+    done = estimate_cost(dataset, workspace)
+    assert done["test_frames_missing"] == 0 and done["preprocess_minutes"] == 0.0 and done["cached_fraction"] == 1.0
+
+
+def test_a_damaged_rate_file_falls_back_to_the_assumed_rate(workspace, dataset):
+    _with_split(dataset)
+    path = workspace.cache_dir / "frames" / cache_mod.RATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for text in ("{not json", "[1, 2]", '{"last": -3, "x": "fast"}', '{"last": true}'):
+        path.write_text(text)
+        cost = estimate_cost(dataset, workspace)
+        assert cost["rate_measured"] is False and cost["frames_per_s"] == cache_mod.ESTIMATE_FRAMES_PER_S
+    # a rate measured on another dataset counts until this one has its own
+    path.write_text('{"last": 3000, "otherdataset-key": 900}')
+    assert estimate_cost(dataset, workspace)["frames_per_s"] == 3000
+    path.write_text(json.dumps({"last": 3000, FrameCache(workspace, dataset).dir.name: 1200}))
+    assert estimate_cost(dataset, workspace)["frames_per_s"] == 1200
+
+
+def test_a_short_or_cancelled_fill_records_no_rate(workspace, dataset, monkeypatch):
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)
+    FrameCache(workspace, dataset).ensure(range(4), workers=2)  # 19 frames: below RATE_MIN_FRAMES
+    assert measured_rate(workspace) is None
+    monkeypatch.setattr(cache_mod, "RATE_MIN_FRAMES", 1)
+    other = FrameCache(workspace, dataset, PreprocessConfig(flow="dis"))
+    stop = threading.Event()
+    stop.set()
+    other.ensure(range(4), workers=2, cancel=stop)
+    assert measured_rate(workspace) is None

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.pool.setMaxThreadCount(1)  # one heavy job at a time; frame decoding has its own pool
         self.loader = FrameLoader(parent=self)
         self.job: Job | None = None
+        self.cost_box = None  # the question before an expensive open (request_open)
         self.last_query_switch_ms = 0.0
         self._switch_started = 0.0
         self._demo_dialog: QProgressDialog | None = None
@@ -405,6 +406,39 @@ class MainWindow(QMainWindow):
 
         self._run(work, self._on_session, "Opening")
 
+    def request_open(self, request: viewmodel.OpenRequest) -> None:
+        """Open what the user picked; first say what it costs when that is minutes of preprocessing.
+
+        A quick background check (the dataset's index, the checkpoint's JSON, the frame
+        cache's files) decides; a large cost is put as a question (``cost_box``), anything
+        else opens straight away.
+        """
+        workspace = self.workspace
+
+        def check(progress, cancel):
+            progress(0, 0, "estimating what opening it costs")
+            return viewmodel.open_cost(request, workspace)
+
+        self._run(check, lambda cost: self._confirm_open(request, cost), "Checking")
+
+    def _confirm_open(self, request: viewmodel.OpenRequest, cost: dict | None) -> None:
+        self._job_over()
+        if cost is None:
+            self.open(request)
+            return
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Question, "reidviewer — preprocessing first",
+                          viewmodel.describe_open_cost(cost),
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Open)
+        box.button(QMessageBox.StandardButton.Open).clicked.connect(lambda: self.open(request))
+        box.button(QMessageBox.StandardButton.Cancel).clicked.connect(
+            lambda: self.state.set_status("Not opened: nothing was preprocessed"))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.cost_box = box
+        box.open()  # window-modal, not a nested event loop: the window keeps painting
+
     def _run(self, fn, on_done, label: str) -> None:
         if self.job is not None:
             self.job.cancel()
@@ -685,13 +719,13 @@ class MainWindow(QMainWindow):
         root = QFileDialog.getExistingDirectory(self, "Open dataset folder")
         if root:
             ckpt = self.state.session.request.checkpoint if self.state.session else None
-            self.open(viewmodel.OpenRequest(root=Path(root), checkpoint=ckpt))
+            self.request_open(viewmodel.OpenRequest(root=Path(root), checkpoint=ckpt))
 
     def _ask_open_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.safetensors)")
         if path and self.state.session is not None:
             r = self.state.session.request
-            self.open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol, checkpoint=Path(path),
+            self.request_open(viewmodel.OpenRequest(root=r.root, name=r.name, protocol=r.protocol, checkpoint=Path(path),
                                             split=r.split))
 
     def _ask_open_model(self) -> None:
@@ -733,7 +767,7 @@ class MainWindow(QMainWindow):
             if req is None:
                 continue
             a = QAction(req.describe(), self)
-            a.triggered.connect(lambda _=False, r=req: self.open(r))
+            a.triggered.connect(lambda _=False, r=req: self.request_open(r))
             self.recent_menu.addAction(a)
         self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
 

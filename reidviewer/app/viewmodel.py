@@ -600,6 +600,45 @@ class Prefetch:
         return self.result
 
 
+#: Opening asks first when evaluating the split would preprocess for longer than this many
+#: minutes or fill more than this many GB of frame cache (MARS: ~9 GB; iLIDS-VID: seconds).
+ASK_MINUTES = 1.0
+ASK_GB = 1.0
+
+
+def open_cost(request: OpenRequest, workspace) -> dict | None:
+    """What opening ``request`` would first pay in preprocessing, when that is worth asking about.
+
+    Opens the dataset (its index is cached) and reads the checkpoint's JSON; no image, no
+    weights. None for the demo, for results already in the workspace, for model plugins and
+    imported results, and for costs under ``ASK_MINUTES`` and ``ASK_GB``.
+    """
+    if request.root is None:
+        return None
+    from reidviewer.annotations.apply import open_annotated
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.demo import default_checkpoint
+    from reidviewer.engine.evaluate import evaluation_cost
+
+    dataset = open_dataset(request.root, request.name, request.protocol, workspace)
+    dataset, version = open_annotated(dataset, workspace)
+    cost = evaluation_cost(dataset, request.split, request.checkpoint or default_checkpoint(), workspace,
+                           annotation_version=version)
+    if cost is None or (cost["test_preprocess_minutes"] < ASK_MINUTES and cost["test_missing_gb"] < ASK_GB):
+        return None
+    return {**cost, "dataset": dataset.name, "split": request.split}
+
+
+def describe_open_cost(cost: dict) -> str:
+    """The question put to the user before an expensive open (``open_cost``)."""
+    from reidviewer.data.cache import describe_evaluation_cost
+
+    return (f"Showing split {cost['split']} of {cost['dataset']} ({cost['test_tracklets']:,} query and gallery "
+            f"tracklets) means {describe_evaluation_cost(cost)}.\n\n"
+            "The dataset folder is only read. The frames stay cached in the workspace, so the next opening "
+            "takes seconds; you can cancel at any time and keep what is finished.\n\nOpen it now?")
+
+
 def load_session(
     request: OpenRequest, workspace, progress: Progress | None = None, cancel: threading.Event | None = None
 ) -> Session:

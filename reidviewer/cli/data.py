@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
 
 def format_summary(summary: dict) -> str:
     """A dataset summary as a readable table."""
+    from reidviewer.data.cache import describe_rate, format_minutes
+
     length = summary["length"]
     lines = [
         f"dataset     {summary['dataset']}   (protocol {summary['protocol']}"
@@ -75,9 +77,10 @@ def format_summary(summary: dict) -> str:
     if cost:
         lines.append("")
         lines.append(f"preprocessing cache: {cost['cache_gb']:.1f} GB for every frame "
-                     f"({cost['test_cache_gb']:.1f} GB for split 0's query and gallery), about "
-                     f"{cost['preprocess_minutes']:.0f} min at {cost['frames_per_s']:,} frames/s "
-                     f"({cost['cached_fraction']:.0%} cached already)")
+                     f"({cost['test_cache_gb']:.1f} GB for split 0's query and gallery), "
+                     f"{cost['cached_fraction']:.0%} cached already")
+        lines.append(f"preprocessing time: {format_minutes(cost.get('test_preprocess_minutes', 0.0))} to evaluate "
+                     f"split 0, {format_minutes(cost['preprocess_minutes'])} for every frame, at {describe_rate(cost)}")
     for notice in summary.get("notices", []):
         lines.append(f"note: {notice}")
     return "\n".join(lines)

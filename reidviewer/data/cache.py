@@ -21,8 +21,11 @@ saying what the folder holds.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -219,6 +222,7 @@ class FrameCache:
             progress(0, total, PROGRESS_TEXT)
         self._describe()
 
+        started = time.perf_counter()
         if workers <= 1 or len(missing) == 1 or total < INLINE_FRAMES:
             count = 0
             for i in missing:
@@ -230,7 +234,10 @@ class FrameCache:
                 if progress:
                     progress(done, total, PROGRESS_TEXT)
             return count
-        return self._ensure_pool(missing, lengths, total, progress, cancel, workers)
+        count = self._ensure_pool(missing, lengths, total, progress, cancel, workers)
+        if count == len(missing) and total >= RATE_MIN_FRAMES:
+            record_rate(self.workspace, self.dir.name, total, time.perf_counter() - started)
+        return count
 
     def _ensure_pool(self, missing: list[int], lengths: dict[int, int], total: int,
                      progress: ProgressFn | None, cancel: Any, workers: int) -> int:
@@ -346,19 +353,70 @@ class FrameCache:
 
 
 
-#: Preprocessing throughput assumed by ``estimate_cost`` (frames/s on two cores, measured on
-#: 128×64 PNG frames; ``bench/pipeline.py`` measures it on a machine).
+#: Preprocessing throughput ``estimate_cost`` assumes until this workspace has measured one
+#: (frames/s on two cores, 128×64 PNG frames; ``bench/pipeline.py`` measures it on a machine).
 ESTIMATE_FRAMES_PER_S = 1500
+#: ``ensure`` records its rate only from runs at least this long (a short one is mostly start-up).
+RATE_MIN_FRAMES = 2000
+#: Where measured preprocessing rates are kept, under the workspace's ``cache/frames/``.
+RATE_FILE = "preprocess_rates.json"
+
+
+def _rates_path(workspace: Workspace) -> Path:
+    return workspace.cache_dir / "frames" / RATE_FILE
+
+
+def _read_rates(workspace: Workspace) -> dict[str, float]:
+    """Measured rates by cache folder name (and ``last``); a damaged file counts as none."""
+    try:
+        doc = json.loads(_rates_path(workspace).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {str(k): float(v) for k, v in doc.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+
+
+def record_rate(workspace: Workspace, folder: str, frames: int, seconds: float) -> None:
+    """Remember the preprocessing rate a run measured, for ``estimate_cost``'s next estimate.
+
+    Kept per cache folder (the same dataset's frames cost about the same again: MARS's JPEGs
+    and iLIDS-VID's PNGs differ by 1.5×) and as ``last`` for datasets not preprocessed yet. A
+    workspace that cannot be written keeps its old figures: the cache itself is what matters.
+    """
+    if seconds <= 0 or frames <= 0:
+        return
+    rates = _read_rates(workspace)
+    rates[folder] = rates["last"] = round(frames / seconds, 1)
+    try:
+        atomic_write_json(_rates_path(workspace), rates)
+    except (WorkspaceError, OSError):
+        pass
+
+
+def measured_rate(workspace: Workspace | None, folder: str | None = None) -> float | None:
+    """Frames/s this workspace measured preprocessing ``folder`` (else any dataset, last); None if never."""
+    if workspace is None:
+        return None
+    rates = _read_rates(workspace)
+    return rates.get(folder) if folder in rates else rates.get("last")
 
 
 def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: PreprocessConfig | None = None,
                   split: int = 0) -> dict[str, Any]:
     """What preprocessing ``dataset`` would cost, before paying it.
 
+    The rate is the one this workspace last measured on the same dataset and settings, else on
+    any dataset, else the assumed ``ESTIMATE_FRAMES_PER_S``.
+
     Returns:
         ``cache_gb`` (every tracklet), ``test_cache_gb`` (split ``split``'s query and gallery,
-        what an evaluation needs), ``preprocess_minutes`` (for what is not cached yet),
-        ``frames_per_s`` (the rate assumed) and ``cached_fraction`` (of the frames).
+        what an evaluation needs), ``preprocess_minutes`` (for every frame not cached yet),
+        ``test_frames_missing``, ``test_missing_gb`` and ``test_preprocess_minutes`` (the split's
+        query and gallery frames not cached yet: what evaluating it first costs), ``frames_per_s`` (the rate),
+        ``rate_measured`` (it was measured in this workspace) and ``cached_fraction`` (of the
+        frames).
     """
     config = config or PreprocessConfig()
     per_frame = NUM_CHANNELS * config.height * config.width
@@ -366,15 +424,47 @@ def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: Pr
     total = int(lengths.sum())
     test = np.unique(np.concatenate([dataset.splits[split].query, dataset.splits[split].gallery])) \
         if dataset.splits else np.zeros(0, dtype=np.int64)
-    cached = 0
-    if workspace is not None and total:
-        cache = FrameCache(workspace, dataset, config)
-        if cache.dir.is_dir():
-            cached = sum(int(lengths[i]) for i in range(len(lengths)) if cache.path(i).is_file())
+    cached_ids: set[int] = set()
+    cache = FrameCache(workspace, dataset, config) if workspace is not None else None
+    if cache is not None and total and cache.dir.is_dir():
+        # Existence only (a stat per tracklet: 20 k for MARS in ~0.1 s); ``ensure`` checks sizes.
+        cached_ids = {i for i in range(len(lengths)) if cache.path(i).is_file()}
+    cached = sum(int(lengths[i]) for i in cached_ids)
+    test_missing = sum(int(lengths[i]) for i in test if int(i) not in cached_ids)
+    measured = measured_rate(workspace, cache.dir.name if cache is not None else None)
+    rate = measured or ESTIMATE_FRAMES_PER_S
     return {
         "cache_gb": total * per_frame / 1e9,
         "test_cache_gb": int(lengths[test].sum()) * per_frame / 1e9 if len(test) else 0.0,
-        "preprocess_minutes": (total - cached) / ESTIMATE_FRAMES_PER_S / 60,
-        "frames_per_s": ESTIMATE_FRAMES_PER_S,
+        "preprocess_minutes": (total - cached) / rate / 60,
+        "test_frames_missing": test_missing,
+        "test_missing_gb": test_missing * per_frame / 1e9,
+        "test_preprocess_minutes": test_missing / rate / 60,
+        "frames_per_s": int(round(rate)),
+        "rate_measured": measured is not None,
         "cached_fraction": cached / total if total else 1.0,
     }
+
+
+def format_minutes(minutes: float) -> str:
+    """``none`` (nothing to do), ``under a minute``, ``about 7 min`` or ``about 1.5 h``."""
+    if minutes <= 0:
+        return "none"
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 90:
+        return f"about {minutes:.0f} min"
+    return f"about {minutes / 60:.1f} h"
+
+
+def describe_rate(cost: dict[str, Any]) -> str:
+    """``2,492 frames/s (measured in this workspace)`` or ``(assumed …)``, from ``estimate_cost``."""
+    how = "measured in this workspace" if cost.get("rate_measured") else "assumed: none measured here yet"
+    return f"{cost['frames_per_s']:,} frames/s ({how})"
+
+
+def describe_evaluation_cost(cost: dict[str, Any]) -> str:
+    """One sentence on what evaluating a split first preprocesses (``engine.evaluate.evaluation_cost``)."""
+    missing = int(cost.get("test_frames_missing", 0))
+    return (f"preprocessing {missing:,} frames first ({cost['test_missing_gb']:.1f} GB in the workspace's frame cache): "
+            f"{format_minutes(cost['test_preprocess_minutes'])} at {describe_rate(cost)}")

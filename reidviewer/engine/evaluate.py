@@ -247,6 +247,48 @@ def results_key(dataset: VideoDataset, settings: EvalSettings, annotation_versio
     return {**settings.key(), "protocol": dataset.protocol, "annotations": annotation_version}
 
 
+def evaluation_cost(
+    dataset: VideoDataset,
+    split: int,
+    checkpoint: str | Path,
+    workspace,
+    settings: EvalSettings = EvalSettings(),
+    annotation_version: str | None = None,
+) -> dict[str, Any] | None:
+    """What ``compute_results`` would first pay in preprocessing, told before it starts.
+
+    Cheap: reads the checkpoint's JSON (its preprocessing settings pick the frame cache) and
+    stats the cache's files; no image, no weights, and no torch import when the results file
+    is there already (a warm ``evaluate`` takes under 1 s). None when nothing is to be preprocessed
+    for it: the results file is in the workspace already, or the model is a plugin or
+    imported results (``engine.models``).
+
+    Returns:
+        ``data.cache.estimate_cost``'s figures for split ``split`` under the checkpoint's
+        preprocessing, with ``test_tracklets`` (the query and gallery tracklets) added.
+    """
+    from reidviewer.data.cache import estimate_cost
+    from reidviewer.engine.models import model_spec_of
+    from reidviewer.engine.results import results_path
+    from reidviewer.model.checkpoint_files import checkpoint_paths
+
+    if model_spec_of(checkpoint) is not None:
+        return None
+    weights = checkpoint_paths(Path(checkpoint))[0]
+    if not weights.is_file():
+        raise CheckpointError(weights, "checkpoint weights file not found")
+    sp = dataset.split(split)
+    key = results_key(dataset, settings, annotation_version)
+    if results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split, key).exists():
+        return None
+    # Imported only now: it imports torch (~0.5 s, 230 MB), which a warm evaluate never needs.
+    from reidviewer.model.checkpoint import read_checkpoint_meta
+
+    cost = estimate_cost(dataset, workspace, preprocess_config_of(read_checkpoint_meta(weights)), split)
+    cost["test_tracklets"] = len(np.unique(np.concatenate([sp.query, sp.gallery])))
+    return cost
+
+
 def compute_results(
     dataset: VideoDataset,
     split: int,

@@ -1,0 +1,62 @@
+"""``reidviewer info`` and ``reidviewer evaluate`` say what preprocessing costs before paying it (#19)."""
+from __future__ import annotations
+
+import re
+
+from reidviewer.cli import main
+
+
+def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_root, random_checkpoint, tmp_path,
+                                                                          capsys, monkeypatch):
+    import reidviewer.data.cache as cache_mod
+
+    # The tiny set would be preprocessed in-process and too briefly to time; make it a pool run.
+    monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)
+    monkeypatch.setattr(cache_mod, "RATE_MIN_FRAMES", 1)
+    ws = str(tmp_path / "ws")
+    assert main(["info", "--root", str(synth_root), "--workspace", ws]) == 0
+    out = capsys.readouterr().out
+    assert "0% cached already" in out
+    assert re.search(r"preprocessing time: (under a minute|about \d+ min) to evaluate split 0, .* for every frame, "
+                     r"at 1,500 frames/s \(assumed: none measured here yet\)", out), out
+
+    # evaluate announces the cost first (stderr), then pays it, measuring this machine's rate
+    assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
+                 "--workspace", ws]) == 0
+    err = capsys.readouterr().err
+    announced = re.search(r"split 0: preprocessing ([\d,]+) frames first \(([\d.]+) GB", err)
+    done = re.search(r"preprocessing: ([\d,]+) frames in", err)
+    assert announced and done and announced[1] == done[1], err
+    assert err.index("split 0: preprocessing") < err.index("preprocessing: ")
+
+    assert main(["info", "--root", str(synth_root), "--workspace", ws]) == 0
+    out = capsys.readouterr().out
+    assert "preprocessing time: none to evaluate split 0" in out
+    assert "(measured in this workspace)" in out
+
+    # with the results in the workspace, evaluate has nothing to announce
+    assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
+                 "--workspace", ws]) == 0
+    assert "frames first" not in capsys.readouterr().err
+
+
+def test_the_cost_check_of_a_warm_evaluate_does_not_import_torch(synth_root, random_checkpoint, tmp_path):
+    """A warm ``evaluate`` takes about half a second; importing torch for the check would double it."""
+    import subprocess
+    import sys
+
+    ws = tmp_path / "ws"
+    assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
+                 "--workspace", str(ws)]) == 0
+    code = (
+        "import sys\n"
+        "from reidviewer.data.registry import open_dataset\n"
+        "from reidviewer.workspace import Workspace\n"
+        "from reidviewer.engine.evaluate import evaluation_cost\n"
+        f"ws = Workspace({str(ws)!r})\n"
+        f"ds = open_dataset({str(synth_root)!r}, workspace=ws)\n"
+        f"assert evaluation_cost(ds, 0, {str(random_checkpoint)!r}, ws) is None\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
