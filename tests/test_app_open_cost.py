@@ -50,6 +50,7 @@ def test_the_question_names_the_cost_and_cancel_preprocesses_nothing(qtbot, ask_
     assert f"preprocessing {frames:,} frames first" in text
     assert "split 0 of synthwalk" in text and "frames/s (assumed" in text
     assert w.job is None  # the check is over; nothing runs while the user decides
+    assert w.status_text.text().startswith("synthwalk needs ") and "open it?" in w.status_text.text()
 
     _click(qtbot, w.cost_box, QMessageBox.StandardButton.Cancel)
     qtbot.wait(200)

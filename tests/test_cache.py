@@ -252,7 +252,8 @@ def test_estimate_counts_what_evaluating_still_needs_and_learns_this_machines_ra
     before = estimate_cost(dataset, workspace)
     assert before["rate_measured"] is False and before["frames_per_s"] == cache_mod.ESTIMATE_FRAMES_PER_S
     assert before["test_frames_missing"] == 18 and before["cached_fraction"] == 0.0
-    assert before["test_cache_gb"] == pytest.approx(18 * 5 * 64 * 48 / 1e9)
+    assert before["test_cache_gb"] == pytest.approx(18 * 5 * 64 * 48 / 2**30)
+    assert before["test_missing_gb"] == before["test_cache_gb"]
     assert before["test_preprocess_minutes"] == pytest.approx(18 / cache_mod.ESTIMATE_FRAMES_PER_S / 60)
 
     monkeypatch.setattr(cache_mod, "INLINE_FRAMES", 0)  # a pool run, as a real dataset gets

@@ -428,6 +428,8 @@ class MainWindow(QMainWindow):
             return
         from PySide6.QtWidgets import QMessageBox
 
+        from reidviewer.data.cache import format_minutes
+
         box = QMessageBox(QMessageBox.Icon.Question, "reidviewer — preprocessing first",
                           viewmodel.describe_open_cost(cost),
                           QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
@@ -436,6 +438,8 @@ class MainWindow(QMainWindow):
         box.button(QMessageBox.StandardButton.Cancel).clicked.connect(
             lambda: self.state.set_status("Not opened: nothing was preprocessed"))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.state.set_status(f"{cost['dataset']} needs {format_minutes(cost['test_preprocess_minutes'])} of "
+                              "preprocessing first: open it?")
         self.cost_box = box
         box.open()  # window-modal, not a nested event loop: the window keeps painting
 

@@ -134,10 +134,10 @@ def print_costs(clock: StageClock, dataset, splits: list[int], ws, summary: dict
         frames = sum(min(len(dataset.tracklets[i]), cap) for i in idx)
         lines.append(f"features: {len(idx):,} tracklets, {frames:,} frames in {feat:.1f} s "
                      f"({frames / feat:,.0f} frames/s)")
-    from reidviewer.data.cache import FrameCache
+    from reidviewer.data.cache import GB, FrameCache
 
     cache = FrameCache(ws, dataset)
-    lines.append(f"frame cache: {folder_bytes(cache.dir) / 2**30:.2f} GB in {cache.dir}")
+    lines.append(f"frame cache: {folder_bytes(cache.dir) / GB:.2f} GB in {cache.dir}")
     for entry in summary.get("per_split", []):
         f = Path(entry.get("results_file") or "")
         if entry.get("results_file") and f.is_file():

@@ -356,6 +356,9 @@ class FrameCache:
 #: Preprocessing throughput ``estimate_cost`` assumes until this workspace has measured one
 #: (frames/s on two cores, 128×64 PNG frames; ``bench/pipeline.py`` measures it on a machine).
 ESTIMATE_FRAMES_PER_S = 1500
+#: Bytes in the "GB" of every size we print: 2³⁰, as ``du -h`` and ``reidviewer evaluate``'s
+#: "frame cache: … GB" line count, so an estimate and the disk use it predicts compare as they are.
+GB = 2**30
 #: ``ensure`` records its rate only from runs at least this long (a short one is mostly start-up).
 RATE_MIN_FRAMES = 2000
 #: Where measured preprocessing rates are kept, under the workspace's ``cache/frames/``.
@@ -434,11 +437,11 @@ def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: Pr
     measured = measured_rate(workspace, cache.dir.name if cache is not None else None)
     rate = measured or ESTIMATE_FRAMES_PER_S
     return {
-        "cache_gb": total * per_frame / 1e9,
-        "test_cache_gb": int(lengths[test].sum()) * per_frame / 1e9 if len(test) else 0.0,
+        "cache_gb": total * per_frame / GB,
+        "test_cache_gb": int(lengths[test].sum()) * per_frame / GB if len(test) else 0.0,
         "preprocess_minutes": (total - cached) / rate / 60,
         "test_frames_missing": test_missing,
-        "test_missing_gb": test_missing * per_frame / 1e9,
+        "test_missing_gb": test_missing * per_frame / GB,
         "test_preprocess_minutes": test_missing / rate / 60,
         "frames_per_s": int(round(rate)),
         "rate_measured": measured is not None,
