@@ -417,9 +417,9 @@ def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: Pr
         ``cache_gb`` (every tracklet), ``test_cache_gb`` (split ``split``'s query and gallery,
         what an evaluation needs), ``preprocess_minutes`` (for every frame not cached yet),
         ``test_frames_missing``, ``test_missing_gb`` and ``test_preprocess_minutes`` (the split's
-        query and gallery frames not cached yet: what evaluating it first costs), ``frames_per_s`` (the rate),
-        ``rate_measured`` (it was measured in this workspace) and ``cached_fraction`` (of the
-        frames).
+        query and gallery frames not cached yet: what evaluating it first costs), ``frames_per_s``
+        (the rate), ``rate_measured`` (it was measured in this workspace) and
+        ``cached_fraction`` (of the frames). Sizes are in ``GB`` (2³⁰ bytes).
     """
     config = config or PreprocessConfig()
     per_frame = NUM_CHANNELS * config.height * config.width
@@ -469,5 +469,5 @@ def describe_rate(cost: dict[str, Any]) -> str:
 def describe_evaluation_cost(cost: dict[str, Any]) -> str:
     """One sentence on what evaluating a split first preprocesses (``engine.evaluate.evaluation_cost``)."""
     missing = int(cost.get("test_frames_missing", 0))
-    return (f"preprocessing {missing:,} frames first ({cost['test_missing_gb']:.1f} GB in the workspace's frame cache): "
-            f"{format_minutes(cost['test_preprocess_minutes'])} at {describe_rate(cost)}")
+    return (f"preprocessing {missing:,} frames first ({cost['test_missing_gb']:.1f} GB in the workspace's "
+            f"frame cache): {format_minutes(cost['test_preprocess_minutes'])} at {describe_rate(cost)}")

@@ -259,9 +259,9 @@ def evaluation_cost(
 
     Cheap: reads the checkpoint's JSON (its preprocessing settings pick the frame cache) and
     stats the cache's files; no image, no weights, and no torch import when the results file
-    is there already (a warm ``evaluate`` takes under 1 s). None when nothing is to be preprocessed
-    for it: the results file is in the workspace already, or the model is a plugin or
-    imported results (``engine.models``).
+    is there already (a warm ``evaluate`` takes under 1 s). None when nothing is to be
+    preprocessed for it: the results file is in the workspace already, or the model is a
+    plugin or imported results (``engine.models``).
 
     Returns:
         ``data.cache.estimate_cost``'s figures for split ``split`` under the checkpoint's
