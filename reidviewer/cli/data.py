@@ -80,7 +80,8 @@ def format_summary(summary: dict) -> str:
                      f"({cost['test_cache_gb']:.1f} GB for split 0's query and gallery), "
                      f"{cost['cached_fraction']:.0%} cached already")
         lines.append(f"preprocessing time: {format_minutes(cost.get('test_preprocess_minutes', 0.0))} to evaluate "
-                     f"split 0, {format_minutes(cost['preprocess_minutes'])} for every frame, at {describe_rate(cost)}")
+                     f"split 0, {format_minutes(cost['preprocess_minutes'])} for all that is not cached yet, "
+                     f"at {describe_rate(cost)}")
     for notice in summary.get("notices", []):
         lines.append(f"note: {notice}")
     return "\n".join(lines)
