@@ -54,8 +54,26 @@ def test_the_question_names_the_cost_and_cancel_preprocesses_nothing(qtbot, ask_
 
     _click(qtbot, w.cost_box, QMessageBox.StandardButton.Cancel)
     qtbot.wait(200)
+    assert w.session is None and w.job is None and w.cost_box is None
+    assert w.state.status == "Not opened: synthwalk"
+    assert _cached_files(ws, synth_root) == []
+
+
+@pytest.mark.parametrize("how", ["escape", "close button"])
+def test_escape_or_closing_the_question_opens_nothing(qtbot, ask_always, synth_root, random_checkpoint, tmp_path,
+                                                      how):
+    ws = Workspace(tmp_path / "ws")
+    w = _window(qtbot, ws)
+    w.request_open(OpenRequest(root=synth_root, name="synthwalk", checkpoint=random_checkpoint))
+    qtbot.waitUntil(lambda: w.cost_box is not None and w.cost_box.isVisible(), timeout=30_000)
+    if how == "escape":
+        qtbot.keyClick(w.cost_box, Qt.Key.Key_Escape)
+    else:
+        w.cost_box.close()  # what the title bar's close button does
+    qtbot.waitUntil(lambda: w.cost_box is None, timeout=5_000)
+    qtbot.wait(200)
     assert w.session is None and w.job is None
-    assert "Not opened" in w.state.status
+    assert w.state.status == "Not opened: synthwalk"
     assert _cached_files(ws, synth_root) == []
 
 
@@ -71,8 +89,9 @@ def test_open_goes_ahead_and_cached_results_open_without_asking(qtbot, ask_alway
     assert w.session is not None and w.session.num_queries > 0
     assert _cached_files(ws, synth_root)
 
+    assert w.cost_box is None  # answered and gone
+
     # The results file is in the workspace now: nothing to pay, so no question.
-    w.cost_box = None
     with qtbot.waitSignal(w.results_shown, timeout=60_000):
         w.request_open(request)
     assert w.cost_box is None

@@ -61,3 +61,12 @@ def test_the_cost_check_of_a_warm_evaluate_does_not_import_torch(synth_root, ran
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_file_that_is_no_checkpoint_gets_the_usual_message_not_one_from_the_cost_check(synth_root, tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    rc = main(["evaluate", "--root", str(synth_root), "--checkpoint", str(bad), "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a checkpoint" in err and "model.pt" in err
+    assert "frames first" not in err

@@ -434,9 +434,16 @@ class MainWindow(QMainWindow):
                           viewmodel.describe_open_cost(cost),
                           QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
         box.setDefaultButton(QMessageBox.StandardButton.Open)
-        box.button(QMessageBox.StandardButton.Open).clicked.connect(lambda: self.open(request))
-        box.button(QMessageBox.StandardButton.Cancel).clicked.connect(
-            lambda: self.state.set_status("Not opened: nothing was preprocessed"))
+
+        def answered(_result: int) -> None:
+            # Cancel, Escape and the title bar's close button all end here without Open.
+            self.cost_box = None
+            if box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Open:
+                self.open(request)
+            else:
+                self.state.set_status(f"Not opened: {cost['dataset']}")
+
+        box.finished.connect(answered)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.state.set_status(f"{cost['dataset']} needs {format_minutes(cost['test_preprocess_minutes'])} of "
                               "preprocessing first: open it?")
@@ -463,7 +470,9 @@ class MainWindow(QMainWindow):
                 sig.connect(lambda *_a: dialog.reset())
         job.signals.finished.connect(on_done)
         job.signals.failed.connect(self._on_failed)
-        job.signals.cancelled.connect(self._on_cancelled)
+        # A job replaced by a newer one (cancelled when that started) ends quietly: the status,
+        # the progress bar and ``self.job`` belong to the newer job.
+        job.signals.cancelled.connect(lambda j=job: self._on_cancelled() if self.job is j else None)
         self.job = job
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)

@@ -76,12 +76,13 @@ def format_summary(summary: dict) -> str:
     cost = summary.get("cost")
     if cost:
         lines.append("")
-        lines.append(f"preprocessing cache: {cost['cache_gb']:.1f} GB for every frame "
-                     f"({cost['test_cache_gb']:.1f} GB for split 0's query and gallery), "
+        test = f" ({cost['test_cache_gb']:.1f} GB for split 0's query and gallery)" if summary.get("splits") else ""
+        lines.append(f"preprocessing cache: {cost['cache_gb']:.1f} GB for every frame{test}, "
                      f"{cost['cached_fraction']:.0%} cached already")
-        lines.append(f"preprocessing time: {format_minutes(cost.get('test_preprocess_minutes', 0.0))} to evaluate "
-                     f"split 0, {format_minutes(cost['preprocess_minutes'])} for all that is not cached yet, "
-                     f"at {describe_rate(cost)}")
+        evaluate = (f"{format_minutes(cost.get('test_preprocess_minutes', 0.0))} to evaluate split 0, "
+                    if summary.get("splits") else "")
+        lines.append(f"preprocessing time: {evaluate}{format_minutes(cost['preprocess_minutes'])} for all that is "
+                     f"not cached yet, at {describe_rate(cost)}")
     for notice in summary.get("notices", []):
         lines.append(f"note: {notice}")
     return "\n".join(lines)

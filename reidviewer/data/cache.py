@@ -377,8 +377,16 @@ def _read_rates(workspace: Workspace) -> dict[str, float]:
         return {}
     if not isinstance(doc, dict):
         return {}
-    return {str(k): float(v) for k, v in doc.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+    rates = {}
+    for key, value in doc.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                rate = float(value)  # an integer too large for a float raises
+            except OverflowError:
+                continue
+            if math.isfinite(rate) and rate > 0:
+                rates[str(key)] = rate
+    return rates
 
 
 def record_rate(workspace: Workspace, folder: str, frames: int, seconds: float) -> None:
