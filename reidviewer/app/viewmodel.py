@@ -620,15 +620,10 @@ def open_cost(request: OpenRequest, workspace) -> dict | None:
     from reidviewer.demo import default_checkpoint
     from reidviewer.engine.evaluate import evaluation_cost
 
-    from reidviewer.errors import CheckpointError
-
     dataset = open_dataset(request.root, request.name, request.protocol, workspace)
     dataset, version = open_annotated(dataset, workspace)
-    try:
-        cost = evaluation_cost(dataset, request.split, request.checkpoint or default_checkpoint(), workspace,
-                               annotation_version=version)
-    except CheckpointError:
-        return None  # opening says what is wrong with the checkpoint, as it always has
+    cost = evaluation_cost(dataset, request.split, request.checkpoint or default_checkpoint(), workspace,
+                           annotation_version=version)
     if cost is None or (cost["test_preprocess_minutes"] < ASK_MINUTES and cost["test_missing_gb"] < ASK_GB):
         return None
     return {**cost, "dataset": dataset.name, "split": request.split}

@@ -149,12 +149,8 @@ def announce_cost(dataset, split: int, checkpoint, ws, annotation_version: str |
     """Say on stderr what the first split's preprocessing will cost, before paying it (#19)."""
     from reidviewer.data.cache import describe_evaluation_cost
     from reidviewer.engine.evaluate import evaluation_cost
-    from reidviewer.errors import CheckpointError
 
-    try:
-        cost = evaluation_cost(dataset, split, checkpoint, ws, annotation_version=annotation_version)
-    except CheckpointError:
-        return  # the evaluation itself says what is wrong with the checkpoint, in its own words
+    cost = evaluation_cost(dataset, split, checkpoint, ws, annotation_version=annotation_version)
     if cost is not None and cost["test_frames_missing"] > 0:
         print(f"split {split}: {describe_evaluation_cost(cost)}", file=sys.stderr, flush=True)
 

@@ -424,8 +424,9 @@ def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: Pr
     Returns:
         ``cache_gb`` (every tracklet), ``test_cache_gb`` (split ``split``'s query and gallery,
         what an evaluation needs), ``preprocess_minutes`` (for every frame not cached yet),
-        ``test_frames_missing``, ``test_missing_gb`` and ``test_preprocess_minutes`` (the split's
-        query and gallery frames not cached yet: what evaluating it first costs), ``frames_per_s``
+        ``test_tracklets`` (the split's query and gallery tracklets), ``test_frames_missing``,
+        ``test_missing_gb`` and ``test_preprocess_minutes`` (their frames not cached yet: what
+        evaluating the split first costs), ``frames_per_s``
         (the rate), ``rate_measured`` (it was measured in this workspace) and
         ``cached_fraction`` (of the frames). Sizes are in ``GB`` (2³⁰ bytes).
     """
@@ -451,6 +452,7 @@ def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: Pr
         "test_frames_missing": test_missing,
         "test_missing_gb": test_missing * per_frame / GB,
         "test_preprocess_minutes": test_missing / rate / 60,
+        "test_tracklets": len(test),
         "frames_per_s": int(round(rate)),
         "rate_measured": measured is not None,
         "cached_fraction": cached / total if total else 1.0,

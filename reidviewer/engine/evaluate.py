@@ -265,28 +265,42 @@ def evaluation_cost(
 
     Returns:
         ``data.cache.estimate_cost``'s figures for split ``split`` under the checkpoint's
-        preprocessing, with ``test_tracklets`` (the query and gallery tracklets) added.
+        preprocessing.
     """
     from reidviewer.data.cache import estimate_cost
     from reidviewer.engine.models import model_spec_of
-    from reidviewer.engine.results import results_path
-    from reidviewer.model.checkpoint_files import checkpoint_paths
 
     if model_spec_of(checkpoint) is not None:
         return None
-    weights = checkpoint_paths(Path(checkpoint))[0]
-    if not weights.is_file():
-        raise CheckpointError(weights, "checkpoint weights file not found")
-    sp = dataset.split(split)
-    key = results_key(dataset, settings, annotation_version)
-    if results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split, key).exists():
+    dataset.split(split)  # a split the dataset does not have: SplitError, before any work
+    weights, _, path = _results_file(dataset, split, checkpoint, workspace, settings, annotation_version)
+    if path.exists():
         return None
     # Imported only now: it imports torch (~0.5 s, 230 MB), which a warm evaluate never needs.
     from reidviewer.model.checkpoint import read_checkpoint_meta
 
-    cost = estimate_cost(dataset, workspace, preprocess_config_of(read_checkpoint_meta(weights)), split)
-    cost["test_tracklets"] = len(np.unique(np.concatenate([sp.query, sp.gallery])))
-    return cost
+    return estimate_cost(dataset, workspace, preprocess_config_of(read_checkpoint_meta(weights)), split)
+
+
+def _results_file(dataset: VideoDataset, split: int, checkpoint: str | Path, workspace, settings: EvalSettings,
+                  annotation_version: str | None) -> tuple[Path, str, Path]:
+    """(weights file, its fingerprint, the results file's path) of a checkpoint on ``split``.
+
+    Raises:
+        CheckpointError: ``checkpoint`` is another kind of file, or its weights are missing.
+    """
+    from reidviewer.engine.results import results_path
+    from reidviewer.model.checkpoint_files import WEIGHTS_SUFFIX, checkpoint_paths
+
+    given = Path(checkpoint)
+    if given.is_file() and given.suffix not in (WEIGHTS_SUFFIX, ".json"):
+        raise CheckpointError(given, f"not a checkpoint: expected NAME{WEIGHTS_SUFFIX} with NAME.json beside it")
+    weights = checkpoint_paths(given)[0]
+    if not weights.is_file():
+        raise CheckpointError(weights, "checkpoint weights file not found")
+    fingerprint = file_fingerprint(weights)
+    key = results_key(dataset, settings, annotation_version)
+    return weights, fingerprint, results_path(workspace, fingerprint, dataset.fingerprint, split, key)
 
 
 def compute_results(
@@ -312,21 +326,12 @@ def compute_results(
     if spec is not None:
         return compute_model_results(dataset, split, spec, workspace, settings, progress, cancel,
                                      annotation_version, recompute)
-    from reidviewer.engine.results import Results, build_split_results, is_stale, results_path
-
-    from reidviewer.model.checkpoint_files import WEIGHTS_SUFFIX, checkpoint_paths
+    from reidviewer.engine.results import Results, build_split_results, is_stale
 
     progress = progress or _noop
-    given = Path(checkpoint)
-    if given.is_file() and given.suffix not in (WEIGHTS_SUFFIX, ".json"):
-        raise CheckpointError(given, f"not a checkpoint: expected NAME{WEIGHTS_SUFFIX} with NAME.json beside it")
-    checkpoint = checkpoint_paths(given)[0]
-    if not checkpoint.is_file():
-        raise CheckpointError(checkpoint, "checkpoint weights file not found")
-    ck_fp = file_fingerprint(checkpoint)
+    checkpoint, ck_fp, path = _results_file(dataset, split, checkpoint, workspace, settings, annotation_version)
     sp = dataset.split(split)
     key = results_key(dataset, settings, annotation_version)
-    path = results_path(workspace, ck_fp, dataset.fingerprint, split, key)
     if path.exists() and not recompute:
         try:
             cached = Results.load(path)
@@ -373,16 +378,13 @@ def results_file_of(dataset: VideoDataset, split: int, checkpoint, workspace, se
                     annotation_version: str | None = None) -> Path | None:
     """Where ``compute_results`` keeps the results of a checkpoint file (None for a model reference)."""
     from reidviewer.engine.models import model_spec_of
-    from reidviewer.engine.results import results_path
-    from reidviewer.model.checkpoint_files import checkpoint_paths
 
     if model_spec_of(checkpoint) is not None:
         return None
-    weights = checkpoint_paths(Path(checkpoint))[0]
-    if not weights.is_file():
+    try:
+        return _results_file(dataset, split, checkpoint, workspace, settings, annotation_version)[2]
+    except CheckpointError:
         return None
-    return results_path(workspace, file_fingerprint(weights), dataset.fingerprint, split,
-                        results_key(dataset, settings, annotation_version))
 
 
 def evaluate_splits(
