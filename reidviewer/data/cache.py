@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from reidviewer.data.array_files import read_npy_header
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
 from reidviewer.errors import DatasetError, FrameError, ReidViewerError
@@ -138,11 +139,7 @@ class FrameCache:
         except OSError:
             return None
         try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            shape, fortran, dtype = read_npy_header(fh)
             complete = os.fstat(fh.fileno()).st_size == fh.tell() + int(np.prod(shape)) * dtype.itemsize
         except (OSError, ValueError):
             fh.close()
@@ -151,6 +148,16 @@ class FrameCache:
             return fh, tuple(shape)
         fh.close()
         return None
+
+    def _open_or_fill(self, index: int):
+        """``_open_valid``'s (file, shape), preprocessing the tracklet in this process first if need be."""
+        opened = self._open_valid(index)
+        if opened is None:
+            self._fill_inline(index)
+            opened = self._open_valid(index)
+            if opened is None:
+                raise WorkspaceError(self.path(index), "the cache file is missing or damaged after writing it")
+        return opened
 
     def is_cached(self, index: int) -> bool:
         """True if tracklet ``index`` has a complete file of the expected shape and type."""
@@ -307,9 +314,9 @@ class FrameCache:
 
         A tracklet not cached yet is preprocessed first, in this process.
         """
-        if not self.is_cached(tracklet_index):
-            self._fill_inline(tracklet_index)
-        return np.load(self.path(tracklet_index), mmap_mode="r", allow_pickle=False)
+        fh, shape = self._open_or_fill(tracklet_index)
+        with fh:  # the map keeps its own handle on the file it validated, even if a writer replaces it
+            return np.memmap(fh, dtype=np.uint8, mode="r", offset=fh.tell(), shape=shape)
 
     def read(self, tracklet_index: int, frames: slice | None = None) -> np.ndarray:
         """Stored frames of a tracklet, read into memory (not mapped): uint8 (T', 5, H, W).
@@ -319,13 +326,7 @@ class FrameCache:
         faults cost 44 µs a frame at MARS scale here (a read: a few µs). A tracklet not cached
         yet is preprocessed first, in this process.
         """
-        opened = self._open_valid(tracklet_index)
-        if opened is None:
-            self._fill_inline(tracklet_index)
-            opened = self._open_valid(tracklet_index)
-            if opened is None:
-                raise WorkspaceError(self.path(tracklet_index), "the cache file is missing or damaged after writing it")
-        fh, shape = opened
+        fh, shape = self._open_or_fill(tracklet_index)
         with fh:
             start, stop, step = (frames or slice(None)).indices(shape[0])
             if step != 1:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reidviewer.data.array_files import DAMAGED_FILE_ERRORS, open_npz
 from reidviewer.data.tracklet import UNKNOWN_CAMERA
 from reidviewer.errors import Cancelled, ReidViewerError
 
@@ -390,10 +391,10 @@ def projection(results: Results, method: str = "pca", seed: int = 0, workspace=N
 
 def _read_cache(path: Path, n: int, digest: str) -> np.ndarray | None:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             coords = np.asarray(z["coords"], dtype=np.float32)
             ok = str(z["digest"]) == digest
-    except (OSError, KeyError, ValueError):
+    except DAMAGED_FILE_ERRORS:
         return None
     if not ok or coords.shape != (n, 2) or not np.all(np.isfinite(coords)):
         return None

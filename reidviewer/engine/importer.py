@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from reidviewer.data.array_files import open_npz
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.errors import ReidViewerError
 from reidviewer.workspace import Workspace
@@ -86,7 +87,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise ImportFileError(path, "is empty" if not head else "is not an .npz archive (np.savez writes one)")
     out: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open_npz(path) as npz:
             names = list(npz.files)
             unknown = [n for n in names if n not in NPZ_ARRAYS]
             if unknown:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from reidviewer.data.array_files import open_npz
 from reidviewer import __version__
 from reidviewer.data.tracklet import UNKNOWN_CAMERA
 from reidviewer.engine.metrics import DEFAULT_CHUNK, JUNK_PID, cmc_summary, rank_queries, summarize
@@ -384,7 +385,7 @@ class Results:
             what = "an empty file" if not head else "not an .npz archive"
             raise ResultsError(path, f"corrupt or not a reidviewer results file ({what})")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with open_npz(path) as npz:
                 names = set(npz.files)
                 if "meta" not in names:
                     raise ResultsError(path, "not a reidviewer results file (no 'meta' entry)")

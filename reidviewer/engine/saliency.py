@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from reidviewer.data.array_files import DAMAGED_FILE_ERRORS, open_npz
 from reidviewer.errors import ReidViewerError
 from reidviewer.progress import ProgressFn, check_cancelled
 
@@ -248,7 +249,7 @@ class SaliencyMaps:
 
     @classmethod
     def load(cls, path: str | Path) -> SaliencyMaps:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != _FORMAT:
                 raise ValueError("unknown saliency file format")
@@ -375,7 +376,7 @@ class SaliencyEngine:
             return None
         try:
             maps = SaliencyMaps.load(path)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (*DAMAGED_FILE_ERRORS, TypeError):
             return None  # a damaged cache file is recomputed
         self.reads += 1
         return maps

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from reidviewer.data.array_files import DAMAGED_FILE_ERRORS, open_npz
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.errors import CheckpointError, ReidViewerError, UsageError
 
@@ -89,12 +90,12 @@ def cache_path(workspace, checkpoint_fingerprint: str, dataset_fingerprint: str,
 def _read(path: Path, indices: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]] | None:
     """The cached features and attention, or None when absent, damaged or for other tracklets."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             idx = np.asarray(z["indices"], dtype=np.int64)
             feats = np.asarray(z["features"], dtype=np.float32)
             values = np.asarray(z["attention_values"], dtype=np.float32)
             offsets = np.asarray(z["attention_offsets"], dtype=np.int64)
-    except (OSError, KeyError, ValueError):
+    except DAMAGED_FILE_ERRORS:
         return None
     if not np.array_equal(idx, indices) or feats.shape[0] != len(indices) or not np.all(np.isfinite(feats)):
         return None

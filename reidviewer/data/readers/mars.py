@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reidviewer.data.array_files import open_npz
 from reidviewer.data.dataset import Split, VideoDataset
 from reidviewer.data.readers._common import check_protocol, load_mat_int
 from reidviewer.data.registry import register_reader
@@ -229,7 +230,7 @@ class MarsIndex:
     def load(cls, path: Path) -> MarsIndex | None:
         """Read a cached index; None if it is missing, corrupt or inconsistent (then it is rebuilt)."""
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
                 arrays = {k: z[k] for k in (*cls._FIELDS, "content")}
         except Exception:  # any unreadable cache is simply rebuilt
             return None
