@@ -92,6 +92,10 @@ def stage_figures(stderr: str) -> dict:
     if m := re.search(r"features: ([\d,]+) tracklets, ([\d,]+) frames in ([\d.]+) s \(([\d,]+) frames/s\)", stderr):
         out.update(feature_tracklets=int(m[1].replace(",", "")), feature_frames=int(m[2].replace(",", "")),
                    features_s=float(m[3]), features_fps=int(m[4].replace(",", "")))
+    if m := re.search(r"embedding ([\d,]+) frames on [^:]*: [^,]* at ([\d,]+) frames/s \((measured|assumed)", stderr):
+        frames, rate = int(m[1].replace(",", "")), int(m[2].replace(",", ""))
+        out.update(features_estimate_min=frames / rate / 60, features_estimate_rate=rate,
+                   features_rate_measured=m[3] == "measured")
     if m := re.search(r"frame cache: ([\d.]+) GB", stderr):
         out["cache_gb"] = float(m[1])
     if m := re.search(r"results file \(split \d+\): (\d+) MB", stderr):
@@ -202,14 +206,14 @@ def main() -> int:
         print(f"synth (MARS layout, full size): {r['seconds'] / 60:.1f} min")
 
     if not args.skip_cold:
-        # An empty workspace, except for the preprocessing rate it measured on an earlier run:
-        # what a user's workspace knows about their machine (the estimate below uses it).
-        rates = ws / "cache" / "frames" / "preprocess_rates.json"
-        kept = rates.read_bytes() if rates.is_file() else None
+        # An empty workspace, except for the preprocessing and feature rates it measured on an
+        # earlier run: what a user's workspace knows about their machine (the estimates use them).
+        rate_files = [ws / "cache" / "frames" / "preprocess_rates.json", ws / "cache" / "feature_rates.json"]
+        kept = {f: f.read_bytes() for f in rate_files if f.is_file()}
         shutil.rmtree(ws, ignore_errors=True)
-        if kept is not None:
-            rates.parent.mkdir(parents=True)
-            rates.write_bytes(kept)
+        for f, content in kept.items():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(content)
     r = run_measured(RV + ["info", "--root", str(data), "--dataset", "mars", "--workspace", str(ws), "--json"])
     info = json.loads(r["stdout"])
     res["info_s"] = r["seconds"]
@@ -237,6 +241,10 @@ def main() -> int:
         if "preprocess_s" in c and cost.get("test_preprocess_minutes"):
             print(f"preprocessing took {c['preprocess_s'] / 60:.1f} min against {cost['test_preprocess_minutes']:.1f} "
                   "min estimated beforehand")
+        if "features_s" in c and "features_estimate_min" in c:
+            print(f"features took {c['features_s'] / 60:.1f} min against {c['features_estimate_min']:.1f} min estimated "
+                  f"beforehand at {c['features_estimate_rate']:,} frames/s "
+                  f"({'measured here' if c['features_rate_measured'] else 'assumed'})")
     r = run_measured(eval_cmd)
     res["warm"] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], **stage_figures(r["stderr"])}
     print(f"evaluate warm: {r['seconds']:.2f} s (target ≤ 2), peak {r['peak_rss_mb']:.0f} MB; "

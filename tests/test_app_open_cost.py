@@ -1,4 +1,4 @@
-"""Opening a dataset says what it will cost first, when that is minutes of preprocessing (#19)."""
+"""Opening a dataset says what it will cost first, when that is minutes of preprocessing or features (#19)."""
 from __future__ import annotations
 
 import pytest
@@ -47,8 +47,9 @@ def test_the_question_names_the_cost_and_cancel_preprocesses_nothing(qtbot, ask_
     ds = open_dataset(synth_root, "synthwalk", workspace=ws)
     sp = ds.split(0)
     frames = sum(len(ds.tracklets[int(i)]) for i in set(sp.query) | set(sp.gallery))
-    assert f"preprocessing {frames:,} frames first" in text
+    assert f"• Preprocessing {frames:,} frames (" in text
     assert "split 0 of synthwalk" in text and "frames/s (assumed" in text
+    assert "\n• Embedding " in text and " in all." in text
     assert w.job is None  # the check is over; nothing runs while the user decides
     assert w.status_text.text().startswith("synthwalk needs ") and "open it?" in w.status_text.text()
 
@@ -95,6 +96,27 @@ def test_open_goes_ahead_and_cached_results_open_without_asking(qtbot, ask_alway
     with qtbot.waitSignal(w.results_shown, timeout=60_000):
         w.request_open(request)
     assert w.cost_box is None
+
+
+def test_with_the_frames_cached_the_question_is_about_the_features(qtbot, ask_always, synth_root,
+                                                                   random_checkpoint, tmp_path):
+    """A checkpoint not evaluated yet on a cached dataset: minutes of features at MARS scale."""
+    ws = Workspace(tmp_path / "ws")
+    ds = open_dataset(synth_root, "synthwalk", workspace=ws)
+    sp = ds.split(0)
+    test = sorted(set(int(i) for i in sp.query) | set(int(i) for i in sp.gallery))
+    FrameCache(ws, ds).ensure(test, workers=1)
+    w = _window(qtbot, ws)
+    w.request_open(OpenRequest(root=synth_root, name="synthwalk", checkpoint=random_checkpoint))
+    qtbot.waitUntil(lambda: w.cost_box is not None and w.cost_box.isVisible(), timeout=30_000)
+    text = w.cost_box.text()
+    frames = sum(min(len(ds.tracklets[i]), 128) for i in test)
+    assert f"first means:\n• Embedding {frames:,} frames on the CPU" in text and "reprocessing" not in text.split("\n\n")[0]
+    assert "The results stay in the workspace" in text
+    assert w.status_text.text().startswith("synthwalk needs ") and "of feature extraction first" in w.status_text.text()
+    with qtbot.waitSignal(w.results_shown, timeout=120_000):
+        _click(qtbot, w.cost_box, QMessageBox.StandardButton.Open)
+    assert w.session is not None and w.session.num_queries > 0
 
 
 def test_a_small_cost_opens_straight_away(qtbot, synth_root, random_checkpoint, tmp_path):

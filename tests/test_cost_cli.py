@@ -1,9 +1,10 @@
-"""``reidviewer info`` and ``reidviewer evaluate`` say what preprocessing costs before paying it (#19)."""
+"""``reidviewer info`` and ``reidviewer evaluate`` say what preprocessing and features cost before paying it (#19)."""
 from __future__ import annotations
 
 import re
 
 from reidviewer.cli import main
+from reidviewer.workspace import Workspace
 
 
 def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_root, random_checkpoint, tmp_path,
@@ -25,10 +26,14 @@ def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_r
     assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
                  "--workspace", ws]) == 0
     err = capsys.readouterr().err
-    announced = re.search(r"split 0: preprocessing ([\d,]+) frames first \(([\d.]+) GB", err)
+    announced = re.search(r"split 0: preprocessing ([\d,]+) frames \(([\d.]+) GB", err)
     done = re.search(r"preprocessing: ([\d,]+) frames in", err)
     assert announced and done and announced[1] == done[1], err
     assert err.index("split 0: preprocessing") < err.index("preprocessing: ")
+    # ... and the frames the network then embeds, at the rate assumed for a CPU
+    embedding = re.search(r"then embedding ([\d,]+) frames on the CPU: .* at 1,500 frames/s \(assumed", err)
+    embedded = re.search(r"features: \d+ tracklets, ([\d,]+) frames in", err)
+    assert embedding and embedded and embedding[1] == embedded[1], err
 
     assert main(["info", "--root", str(synth_root), "--workspace", ws]) == 0
     out = capsys.readouterr().out
@@ -38,7 +43,32 @@ def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_r
     # with the results in the workspace, evaluate has nothing to announce
     assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
                  "--workspace", ws]) == 0
-    assert "frames first" not in capsys.readouterr().err
+    assert "split 0:" not in capsys.readouterr().err
+
+
+def test_with_the_frames_cached_evaluate_announces_the_features_at_the_rate_measured_here(
+        synth_root, random_checkpoint, tmp_path, capsys, monkeypatch):
+    """A new checkpoint on a cached dataset still costs its features: minutes at MARS scale."""
+    import reidviewer.engine.evaluate as evaluate_mod
+
+    monkeypatch.setattr(evaluate_mod, "FEATURE_RATE_MIN_FRAMES", 1)
+    ws = str(tmp_path / "ws")
+    args = ["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint), "--workspace", ws]
+    assert main(args) == 0
+    capsys.readouterr()
+    rate = evaluate_mod.measured_feature_rate(Workspace(ws), "cpu")  # the first run measured it
+    assert rate is not None and evaluate_mod.measured_feature_rate(Workspace(ws), "cuda") is None
+    for results in (tmp_path / "ws" / "results").glob("*.npz"):
+        results.unlink()  # as for another checkpoint: the frames are cached, the features are not
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    line = next(t for t in err.splitlines() if t.startswith("split 0:"))
+    assert "preprocessing" not in line, line
+    announced = re.match(r"split 0: embedding ([\d,]+) frames on the CPU: .* at ([\d,]+) frames/s "
+                         r"\(measured in this workspace\)", line)
+    embedded = re.search(r"features: \d+ tracklets, ([\d,]+) frames in", err)
+    assert announced and embedded and announced[1] == embedded[1], err
+    assert announced[2] == f"{round(rate):,}"
 
 
 def test_the_cost_check_of_a_warm_evaluate_does_not_import_torch(synth_root, random_checkpoint, tmp_path):
@@ -69,4 +99,4 @@ def test_a_file_that_is_no_checkpoint_gets_the_usual_message_not_one_from_the_co
     rc = main(["evaluate", "--root", str(synth_root), "--checkpoint", str(bad), "--workspace", str(tmp_path / "ws")])
     err = capsys.readouterr().err
     assert rc == 2 and "not a checkpoint" in err and "model.pt" in err
-    assert "frames first" not in err
+    assert "split 0:" not in err

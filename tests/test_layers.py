@@ -17,7 +17,7 @@ PACKAGE = Path(reidviewer.__file__).parent
 
 #: The layers, lowest first. A module may import its own layer and the layers before it.
 #: ``base`` (errors, workspace, the vocabulary, the progress protocol, the config dict policy,
-#: giving freed memory back, the lazy package ``__init__``) stands below all. ``model`` and ``annotations`` are one level: neither imports
+#: giving freed memory back, the measured-rates files, the lazy package ``__init__``) stands below all. ``model`` and ``annotations`` are one level: neither imports
 #: the other.
 LAYERS: list[tuple[str, ...]] = [
     ("base",),
@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
 ]
 BASE_MODULES = {"reidviewer", "reidviewer.errors", "reidviewer.workspace", "reidviewer.vocabulary",
-                "reidviewer.progress", "reidviewer.configs", "reidviewer.memory"}
+                "reidviewer.progress", "reidviewer.configs", "reidviewer.memory", "reidviewer.rates"}
 #: Top-level modules that belong to a layer by what they hold.
 MODULE_LAYER = {"reidviewer.demo": "data", "reidviewer.__main__": "cli"}
 

@@ -430,7 +430,7 @@ class MainWindow(QMainWindow):
 
         from reidviewer.data.cache import format_minutes
 
-        box = QMessageBox(QMessageBox.Icon.Question, "reidviewer — preprocessing first",
+        box = QMessageBox(QMessageBox.Icon.Question, "reidviewer — computing first",
                           viewmodel.describe_open_cost(cost),
                           QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
         box.setDefaultButton(QMessageBox.StandardButton.Open)
@@ -445,8 +445,8 @@ class MainWindow(QMainWindow):
 
         box.finished.connect(answered)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.state.set_status(f"{cost['dataset']} needs {format_minutes(cost['test_preprocess_minutes'])} of "
-                              "preprocessing first: open it?")
+        work = "preprocessing and feature extraction" if cost["test_frames_missing"] > 0 else "feature extraction"
+        self.state.set_status(f"{cost['dataset']} needs {format_minutes(cost['minutes'])} of {work} first: open it?")
         self.cost_box = box
         box.open()  # window-modal, not a nested event loop: the window keeps painting
 

@@ -607,7 +607,7 @@ ASK_GB = 1.0
 
 
 def open_cost(request: OpenRequest, workspace) -> dict | None:
-    """What opening ``request`` would first pay in preprocessing, when that is worth asking about.
+    """What opening ``request`` would first pay in preprocessing and features, when worth asking about.
 
     Opens the dataset (its index is cached) and reads the checkpoint's JSON; no image, no
     weights. None for the demo, for results already in the workspace, for model plugins and
@@ -624,19 +624,25 @@ def open_cost(request: OpenRequest, workspace) -> dict | None:
     dataset, version = open_annotated(dataset, workspace)
     cost = evaluation_cost(dataset, request.split, request.checkpoint or default_checkpoint(), workspace,
                            annotation_version=version)
-    if cost is None or (cost["test_preprocess_minutes"] < ASK_MINUTES and cost["test_missing_gb"] < ASK_GB):
+    if cost is None or (cost["minutes"] < ASK_MINUTES and cost["test_missing_gb"] < ASK_GB):
         return None
     return {**cost, "dataset": dataset.name, "split": request.split}
 
 
 def describe_open_cost(cost: dict) -> str:
-    """The question put to the user before an expensive open (``open_cost``)."""
-    from reidviewer.data.cache import describe_evaluation_cost
+    """The question put to the user before an expensive open (``open_cost``): one line a step."""
+    from reidviewer.data.cache import format_minutes
+    from reidviewer.engine.evaluate import evaluation_steps
 
+    steps = evaluation_steps(cost)
+    work = "\n".join(f"• {step[0].upper()}{step[1:]}." for step in steps)
+    total = f"\n{format_minutes(cost['minutes']).capitalize()} in all.\n" if len(steps) > 1 else ""
+    kept = ("The frames and the results stay in the workspace" if cost["test_frames_missing"] > 0
+            else "The results stay in the workspace")
     return (f"Showing split {cost['split']} of {cost['dataset']} ({cost['test_tracklets']:,} query and gallery "
-            f"tracklets) means {describe_evaluation_cost(cost)}.\n\n"
-            "The dataset folder is only read. The frames stay cached in the workspace, so the next opening "
-            "takes seconds; you can cancel at any time and keep what is finished.\n\nOpen it now?")
+            f"tracklets) first means:\n{work}\n{total}\n"
+            f"The dataset folder is only read. {kept}, so the next opening takes seconds. You can cancel at "
+            "any time; frames already preprocessed stay cached.\n\nOpen it now?")
 
 
 def load_session(

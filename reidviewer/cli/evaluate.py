@@ -145,13 +145,12 @@ def print_costs(clock: StageClock, dataset, splits: list[int], ws, summary: dict
     print("\n".join(lines), file=sys.stderr)
 
 
-def announce_cost(dataset, split: int, checkpoint, ws, annotation_version: str | None) -> None:
-    """Say on stderr what the first split's preprocessing will cost, before paying it (#19)."""
-    from reidviewer.data.cache import describe_evaluation_cost
-    from reidviewer.engine.evaluate import evaluation_cost
+def announce_cost(dataset, split: int, checkpoint, ws, annotation_version: str | None, device: str = "auto") -> None:
+    """Say on stderr what the first split's preprocessing and features will cost, before paying it (#19)."""
+    from reidviewer.engine.evaluate import describe_evaluation_cost, evaluation_cost
 
-    cost = evaluation_cost(dataset, split, checkpoint, ws, annotation_version=annotation_version)
-    if cost is not None and cost["test_frames_missing"] > 0:
+    cost = evaluation_cost(dataset, split, checkpoint, ws, annotation_version=annotation_version, device=device)
+    if cost is not None:
         print(f"split {split}: {describe_evaluation_cost(cost)}", file=sys.stderr, flush=True)
 
 
@@ -168,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for s in splits:
         dataset.split(s)  # a split that does not exist: one line, before any work
     dataset, version = open_annotated(dataset, ws)
-    announce_cost(dataset, splits[0], checkpoint, ws, version)
+    announce_cost(dataset, splits[0], checkpoint, ws, version, args.device)
     clock = StageClock(_progress_bar("evaluate"))
     summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=clock,
                               annotation_version=version)

@@ -21,8 +21,6 @@ saying what the folder holds.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import multiprocessing
 import os
 import time
@@ -37,6 +35,7 @@ import numpy as np
 from reidviewer.data.array_files import read_npy_header
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
+from reidviewer import rates
 from reidviewer.errors import DatasetError, FrameError, ReidViewerError
 from reidviewer.progress import ProgressFn, is_cancelled
 from reidviewer.workspace import Workspace, WorkspaceError, atomic_open, atomic_write_json
@@ -370,49 +369,20 @@ def _rates_path(workspace: Workspace) -> Path:
     return workspace.cache_dir / "frames" / RATE_FILE
 
 
-def _read_rates(workspace: Workspace) -> dict[str, float]:
-    """Measured rates by cache folder name (and ``last``); a damaged file counts as none."""
-    try:
-        doc = json.loads(_rates_path(workspace).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    rates = {}
-    for key, value in doc.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                rate = float(value)  # an integer too large for a float raises
-            except OverflowError:
-                continue
-            if math.isfinite(rate) and rate > 0:
-                rates[str(key)] = rate
-    return rates
-
-
 def record_rate(workspace: Workspace, folder: str, frames: int, seconds: float) -> None:
     """Remember the preprocessing rate a run measured, for ``estimate_cost``'s next estimate.
 
     Kept per cache folder (the same dataset's frames cost about the same again: MARS's JPEGs
-    and iLIDS-VID's PNGs differ by 1.5×) and as ``last`` for datasets not preprocessed yet. A
-    workspace that cannot be written keeps its old figures: the cache itself is what matters.
+    and iLIDS-VID's PNGs differ by 1.5×) and as ``last`` for datasets not preprocessed yet.
     """
-    if seconds <= 0 or frames <= 0:
-        return
-    rates = _read_rates(workspace)
-    rates[folder] = rates["last"] = round(frames / seconds, 1)
-    try:
-        atomic_write_json(_rates_path(workspace), rates)
-    except (WorkspaceError, OSError):
-        pass
+    rates.record_rate(_rates_path(workspace), folder, frames, seconds)
 
 
 def measured_rate(workspace: Workspace | None, folder: str | None = None) -> float | None:
     """Frames/s this workspace measured preprocessing ``folder`` (else any dataset, last); None if never."""
     if workspace is None:
         return None
-    rates = _read_rates(workspace)
-    return rates.get(folder) if folder in rates else rates.get("last")
+    return rates.measured_rate(_rates_path(workspace), folder)
 
 
 def estimate_cost(dataset: VideoDataset, workspace: Workspace | None, config: PreprocessConfig | None = None,
@@ -477,8 +447,8 @@ def describe_rate(cost: dict[str, Any]) -> str:
     return f"{cost['frames_per_s']:,} frames/s ({how})"
 
 
-def describe_evaluation_cost(cost: dict[str, Any]) -> str:
-    """One sentence on what evaluating a split first preprocesses (``engine.evaluate.evaluation_cost``)."""
+def describe_preprocessing_cost(cost: dict[str, Any]) -> str:
+    """What evaluating a split first preprocesses, from ``estimate_cost``: "preprocessing N frames (…): about …"."""
     missing = int(cost.get("test_frames_missing", 0))
-    return (f"preprocessing {missing:,} frames first ({cost['test_missing_gb']:.1f} GB in the workspace's "
+    return (f"preprocessing {missing:,} frames ({cost['test_missing_gb']:.1f} GB in the workspace's "
             f"frame cache): {format_minutes(cost['test_preprocess_minutes'])} at {describe_rate(cost)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ COMPILE_MIN_FRAMES = 300_000
 #: the next one page-faulted all its buffers anew (an estimated 8 % of the time); never, and
 #: glibc's arenas fragment by GBs over MARS.
 TRIM_EVERY = 8
+#: Feature-extraction throughput (frames/s over a whole ``extract``, cache reads included) that
+#: ``evaluation_cost`` assumes until this workspace has measured one on the same kind of
+#: device. On two CPU cores a MARS evaluation ran at 1,300 and 3,000 on two hosts; a GPU's
+#: figure is a cautious guess (reading the cache and feeding the GPU bound it), none measured here.
+ASSUMED_FEATURE_FRAMES_PER_S = {"cpu": 1500.0}
+ASSUMED_GPU_FEATURE_FRAMES_PER_S = 10_000.0
+#: ``extract`` records its rate only from runs embedding at least this many frames (fewer:
+#: mostly start-up; every MARS, iLIDS-VID and PRID test split has more).
+FEATURE_RATE_MIN_FRAMES = 20_000
+#: Where measured feature rates are kept (by device kind: ``cpu``, ``cuda``, ``mps``), under the
+#: workspace's ``cache/``.
+FEATURE_RATE_FILE = "feature_rates.json"
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,7 @@ def extract(
     feats: list[np.ndarray] = []
     attention: dict[int, np.ndarray] = {}
     done = 0
+    started = time.perf_counter()
     progress(0, total, "extracting features")  # the stage starts here (a compile counts in it)
     for number, (batch, clips) in enumerate(read_ahead(plan, read_batch), start=1):
         check_cancelled(cancel)
@@ -164,7 +178,52 @@ def extract(
         if number % TRIM_EVERY == 0:
             release_free_memory()  # fragmented glibc arenas otherwise grow the process by GBs at MARS size
     release_free_memory()
+    embedded = sum(frames.stop - frames.start for batch in plan for _, frames in batch)
+    if embedded >= FEATURE_RATE_MIN_FRAMES:
+        record_feature_rate(workspace, _device_kind(model, device), embedded, time.perf_counter() - started)
     return np.stack(feats).astype(np.float32) if feats else np.zeros((0, 128), np.float32), attention
+
+
+def _device_kind(model, device) -> str:
+    """``cpu``, ``cuda`` or ``mps``: the device ``extract`` ran the model on."""
+    import torch
+
+    if device is not None:
+        return torch.device(device).type
+    param = next(model.parameters(), None)
+    return param.device.type if param is not None else "cpu"
+
+
+def _feature_rates_path(workspace) -> Path:
+    return Path(workspace.cache_dir) / FEATURE_RATE_FILE
+
+
+def record_feature_rate(workspace, device_kind: str, frames: int, seconds: float) -> None:
+    """Remember the feature-extraction rate a run measured on ``device_kind``, for ``evaluation_cost``."""
+    from reidviewer import rates
+
+    rates.record_rate(_feature_rates_path(workspace), device_kind, frames, seconds)
+
+
+def measured_feature_rate(workspace, device_kind: str) -> float | None:
+    """Frames/s this workspace measured extracting features on ``device_kind``; None if never.
+
+    No fallback to another kind of device: a CPU's rate says nothing of a GPU's.
+    """
+    from reidviewer import rates
+
+    return rates.measured_rate(_feature_rates_path(workspace), device_kind, fall_back_to_last=False)
+
+
+def frames_to_embed(dataset: VideoDataset, split: int, settings: EvalSettings = EvalSettings()) -> int:
+    """How many frames evaluating ``split`` runs through the network (every test view counted)."""
+    from reidviewer.data.transforms import tta_params
+
+    sp = dataset.split(split)
+    needed = np.unique(np.concatenate([sp.query, sp.gallery]))
+    lengths = dataset.sequence_lengths()
+    frames = int(np.minimum(lengths[needed], settings.max_frames).sum()) if len(needed) else 0
+    return frames * (len(tta_params()) if settings.tta else 1)
 
 
 def read_ahead(items: list, read, depth: int = 2):
@@ -254,18 +313,22 @@ def evaluation_cost(
     workspace,
     settings: EvalSettings = EvalSettings(),
     annotation_version: str | None = None,
+    device: str = "auto",
 ) -> dict[str, Any] | None:
-    """What ``compute_results`` would first pay in preprocessing, told before it starts.
+    """What ``compute_results`` would pay in preprocessing and feature extraction, told before it starts.
 
     Cheap: reads the checkpoint's JSON (its preprocessing settings pick the frame cache) and
     stats the cache's files; no image, no weights, and no torch import when the results file
-    is there already (a warm ``evaluate`` takes under 1 s). None when nothing is to be
-    preprocessed for it: the results file is in the workspace already, or the model is a
-    plugin or imported results (``engine.models``).
+    is there already (a warm ``evaluate`` takes under 1 s). None when there is nothing to
+    compute: the results file is in the workspace already, or the model is a plugin or
+    imported results (``engine.models``).
 
     Returns:
         ``data.cache.estimate_cost``'s figures for split ``split`` under the checkpoint's
-        preprocessing.
+        preprocessing, and ``feature_frames`` (frames the network embeds), ``device`` (its
+        kind: ``cpu``, ``cuda``, ``mps``), ``feature_frames_per_s``, ``feature_rate_measured``
+        (on this kind of device, in this workspace), ``feature_minutes`` and ``minutes`` (the
+        split's preprocessing and feature extraction together).
     """
     from reidviewer.data.cache import estimate_cost
     from reidviewer.engine.models import model_spec_of
@@ -279,7 +342,40 @@ def evaluation_cost(
     # Imported only now: it imports torch (~0.5 s, 230 MB), which a warm evaluate never needs.
     from reidviewer.model.checkpoint import read_checkpoint_meta
 
-    return estimate_cost(dataset, workspace, preprocess_config_of(read_checkpoint_meta(weights)), split)
+    cost = estimate_cost(dataset, workspace, preprocess_config_of(read_checkpoint_meta(weights)), split)
+    kind = pick_device(device).type
+    measured = measured_feature_rate(workspace, kind)
+    rate = measured or ASSUMED_FEATURE_FRAMES_PER_S.get(kind, ASSUMED_GPU_FEATURE_FRAMES_PER_S)
+    frames = frames_to_embed(dataset, split, settings)
+    cost.update(feature_frames=frames, device=kind, feature_frames_per_s=int(round(rate)),
+                feature_rate_measured=measured is not None, feature_minutes=frames / rate / 60)
+    cost["minutes"] = cost["test_preprocess_minutes"] + cost["feature_minutes"]
+    return cost
+
+
+def evaluation_steps(cost: dict[str, Any]) -> list[str]:
+    """The work ``evaluation_cost`` found, one phrase a step, for example "preprocessing 651,067
+    frames (9.3 GB in the workspace's frame cache): about 4 min at 2,456 frames/s (measured in
+    this workspace)" and "embedding 590,112 frames on the CPU: about 3 min at 3,100 frames/s
+    (measured in this workspace)"."""
+    from reidviewer.data.cache import describe_preprocessing_cost, format_minutes
+
+    where = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the GPU (MPS)"}.get(cost["device"], cost["device"])
+    how = "measured in this workspace" if cost["feature_rate_measured"] else "assumed: none measured here yet"
+    steps = [describe_preprocessing_cost(cost)] if cost["test_frames_missing"] > 0 else []
+    steps.append(f"embedding {cost['feature_frames']:,} frames on {where}: {format_minutes(cost['feature_minutes'])} "
+                 f"at {cost['feature_frames_per_s']:,} frames/s ({how})")
+    return steps
+
+
+def describe_evaluation_cost(cost: dict[str, Any]) -> str:
+    """``evaluation_steps`` in one line: "preprocessing …, then embedding …; about 7 min in all"."""
+    from reidviewer.data.cache import format_minutes
+
+    steps = evaluation_steps(cost)
+    if len(steps) == 1:
+        return steps[0]
+    return f"{', then '.join(steps)}; {format_minutes(cost['minutes'])} in all"
 
 
 def _results_file(dataset: VideoDataset, split: int, checkpoint: str | Path, workspace, settings: EvalSettings,
