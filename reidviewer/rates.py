@@ -39,15 +39,17 @@ def read_rates(path: Path) -> dict[str, float]:
     return rates
 
 
-def record_rate(path: Path, key: str, frames: int, seconds: float) -> None:
-    """Remember ``frames / seconds`` under ``key`` and as ``LAST``.
+def record_rate(path: Path, key: str, frames: int, seconds: float, also_last: bool = True) -> None:
+    """Remember ``frames / seconds`` under ``key`` (and as ``LAST`` with ``also_last``).
 
     A folder that cannot be written keeps its old figures: the work itself is what matters.
     """
     if seconds <= 0 or frames <= 0:
         return
     rates = read_rates(path)
-    rates[key] = rates[LAST] = round(frames / seconds, 1)
+    rates[key] = round(frames / seconds, 1)
+    if also_last:
+        rates[LAST] = rates[key]
     try:
         atomic_write_json(path, rates)
     except (WorkspaceError, OSError):

@@ -1,6 +1,7 @@
 """Array files read from several threads at once, as the app does (frame loader + jobs)."""
 from __future__ import annotations
 
+import ast
 import io
 import sys
 import threading
@@ -66,6 +67,72 @@ def test_headers_parse_in_many_threads_at_once(tmp_path):
     assert _hammer(read, rounds=3000) == []
 
 
+def test_headers_parse_while_another_thread_uses_ast(tmp_path):
+    # No lock of ours covers other users of ast: CPython 3.11 formats every traceback with
+    # ast.parse, and pytest, inspect and linters use it. Plain headers therefore use no ast at all.
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((12, 5, 64, 48), np.uint8))
+    data = buf.getvalue()
+    source = "[" + "(1, 'a'), " * 300 + "]"
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def other_ast_user() -> None:
+        while not stop.is_set():
+            try:
+                _Finalised()
+                ast.parse(source)
+            except BaseException as exc:  # noqa: BLE001 - a SystemError here is the race too
+                failures.append(exc)
+                return
+
+    other = threading.Thread(target=other_ast_user)
+    other.start()
+    try:
+        errors = _hammer(lambda: read_npy_header(io.BytesIO(data)), rounds=3000, threads=2)
+    finally:
+        stop.set()
+        other.join()
+    assert errors == [] and failures == []
+
+
+@pytest.mark.parametrize("array", [
+    np.zeros((12, 5, 64, 48), np.uint8), np.arange(6.0, dtype=">f8"), np.array(3.5, np.float32),
+    np.zeros((0, 7), np.float32), np.array(["ab", "c"]), np.array([b"0001C1T0001F001.jpg"]),
+    np.array([True, False]), np.array(["2026-12-02"], dtype="datetime64[ns]"), np.array([1 + 2j]),
+    np.asfortranarray(np.arange(12, dtype=np.int16).reshape(3, 4)), np.zeros((3,), np.float16),
+], ids=lambda a: f"{a.dtype.str}{list(a.shape)}")
+def test_every_plain_header_numpy_writes_parses_without_ast(monkeypatch, array):
+    buf = io.BytesIO()
+    np.save(buf, array)
+    buf.seek(0)
+
+    def no_ast(*_a, **_k):
+        raise AssertionError("a plain header must not go through ast")
+
+    monkeypatch.setattr(ast, "literal_eval", no_ast)
+    monkeypatch.setattr(ast, "parse", no_ast)
+    shape, fortran, dtype = read_npy_header(buf)
+    assert shape == array.shape and dtype == array.dtype
+    assert fortran == (array.flags.f_contiguous and not array.flags.c_contiguous)
+    assert len(buf.getvalue()) - buf.tell() == array.nbytes  # left at the first data byte
+
+
+def test_a_structured_dtype_falls_back_to_numpys_parser_and_damaged_headers_are_refused():
+    rec = np.zeros(3, dtype=[("pid", "<i4"), ("cam", "<i2")])
+    buf = io.BytesIO()
+    np.save(buf, rec)
+    buf.seek(0)
+    assert read_npy_header(buf) == ((3,), False, rec.dtype)
+    good = io.BytesIO()
+    np.save(good, np.zeros(3, np.float32))
+    whole = good.getvalue()
+    for bad in (whole[:9], whole[:40], whole.replace(b"'shape'", b"'shap' "),
+                whole.replace(b"'<f4'", b"[1, 2]")):
+        with pytest.raises(ValueError):
+            read_npy_header(io.BytesIO(bad))
+
+
 def test_cache_maps_from_many_threads_at_once(tmp_path):
     ds = make_dataset(tmp_path / "data", [(f"p{i}/t", moving_rgb(3 + i)) for i in range(3)], fingerprint="thr01")
     cache = FrameCache(Workspace(tmp_path / "ws"), ds)
@@ -121,3 +188,33 @@ def test_damaged_archives_raise_what_caches_catch(tmp_path):
                 z["x"]
     with pytest.raises(zipfile.BadZipFile):
         open_npz(tmp_path / "empty.npz")
+
+
+def _archive(path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, content in members.items():
+            z.writestr(name, content)
+
+
+def test_a_member_shorter_than_its_header_says_is_refused_before_allocating(tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((1000, 1000), np.float64))
+    _archive(tmp_path / "short.npz", {"x.npy": buf.getvalue()[:5000]})
+    with open_npz(tmp_path / "short.npz") as z, pytest.raises(EOFError, match="ends early"):
+        z["x"]
+    # a header that claims an exabyte is refused the same way, not attempted
+    huge = io.BytesIO()
+    np.lib.format.write_array_header_1_0(huge, {"descr": "<f8", "fortran_order": False, "shape": (10**15, 1000)})
+    _archive(tmp_path / "huge.npz", {"x.npy": huge.getvalue() + b"\0" * 64})
+    with open_npz(tmp_path / "huge.npz") as z, pytest.raises(EOFError, match="ends early"):
+        z["x"]
+
+
+def test_other_members_are_listed_as_np_load_lists_them_and_are_no_arrays(tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.arange(3))
+    _archive(tmp_path / "a.npz", {"qf.npy": buf.getvalue(), "notes.txt": b"hello"})
+    with open_npz(tmp_path / "a.npz") as z, np.load(tmp_path / "a.npz") as numpy_z:
+        assert sorted(z.files) == sorted(numpy_z.files) == ["notes.txt", "qf"]
+        with pytest.raises(ValueError, match="not an .npy array"):
+            z["notes.txt"]

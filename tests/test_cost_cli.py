@@ -24,7 +24,7 @@ def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_r
 
     # evaluate announces the cost first (stderr), then pays it, measuring this machine's rate
     assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
-                 "--workspace", ws]) == 0
+                 "--workspace", ws, "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     announced = re.search(r"split 0: preprocessing ([\d,]+) frames \(([\d.]+) GB", err)
     done = re.search(r"preprocessing: ([\d,]+) frames in", err)
@@ -34,6 +34,10 @@ def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_r
     embedding = re.search(r"then embedding ([\d,]+) frames on the CPU: .* at 1,500 frames/s \(assumed", err)
     embedded = re.search(r"features: \d+ tracklets, ([\d,]+) frames in", err)
     assert embedding and embedded and embedding[1] == embedded[1], err
+    import reidviewer.engine.evaluate as evaluate_mod
+
+    assert int(embedded[1].replace(",", "")) < evaluate_mod.FEATURE_RATE_MIN_FRAMES
+    assert evaluate_mod.measured_feature_rate(Workspace(ws), "cpu") is None  # too short a run to time
 
     assert main(["info", "--root", str(synth_root), "--workspace", ws]) == 0
     out = capsys.readouterr().out
@@ -42,7 +46,7 @@ def test_info_gives_the_time_to_evaluate_and_then_the_rate_measured_here(synth_r
 
     # with the results in the workspace, evaluate has nothing to announce
     assert main(["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint),
-                 "--workspace", ws]) == 0
+                 "--workspace", ws, "--device", "cpu"]) == 0
     assert "split 0:" not in capsys.readouterr().err
 
 
@@ -53,7 +57,8 @@ def test_with_the_frames_cached_evaluate_announces_the_features_at_the_rate_meas
 
     monkeypatch.setattr(evaluate_mod, "FEATURE_RATE_MIN_FRAMES", 1)
     ws = str(tmp_path / "ws")
-    args = ["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint), "--workspace", ws]
+    args = ["evaluate", "--root", str(synth_root), "--checkpoint", str(random_checkpoint), "--workspace", ws,
+            "--device", "cpu"]
     assert main(args) == 0
     capsys.readouterr()
     rate = evaluate_mod.measured_feature_rate(Workspace(ws), "cpu")  # the first run measured it
@@ -100,3 +105,17 @@ def test_a_file_that_is_no_checkpoint_gets_the_usual_message_not_one_from_the_co
     err = capsys.readouterr().err
     assert rc == 2 and "not a checkpoint" in err and "model.pt" in err
     assert "split 0:" not in err
+
+
+def test_the_frames_to_embed_are_what_extract_embeds_and_every_test_view_counts(synth_root, tmp_path):
+    from reidviewer.data.registry import open_dataset
+    from reidviewer.data.transforms import tta_params
+    from reidviewer.engine.evaluate import EvalSettings, frames_to_embed
+
+    ds = open_dataset(synth_root, workspace=Workspace(tmp_path / "ws"))
+    sp = ds.split(0)
+    test = set(int(i) for i in sp.query) | set(int(i) for i in sp.gallery)
+    capped = EvalSettings(max_frames=16)
+    assert frames_to_embed(ds, 0, capped) == sum(min(len(ds.tracklets[i]), 16) for i in test)
+    assert frames_to_embed(ds, 0, EvalSettings(max_frames=16, tta=True)) == len(tta_params()) * frames_to_embed(
+        ds, 0, capped)

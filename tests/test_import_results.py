@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,24 @@ def test_files_that_are_not_npz(content, message, tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(ImportFileError, match="single .npy"):
         load_npz(tmp_path / "one.npy")
+
+
+def test_a_damaged_compressed_archive_and_a_stray_member_get_a_clear_error(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, qf=np.random.default_rng(0).random((40, 128)), gf=np.zeros((50, 128)))
+    whole = bytearray(good.read_bytes())
+    whole[200:260] = bytes(60)  # inside qf's deflated data: zlib fails, the zip directory is intact
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(bytes(whole))
+    with pytest.raises(ImportFileError, match="corrupt or unreadable .npz"):
+        load_npz(damaged)
+    stray = tmp_path / "stray.npz"
+    with zipfile.ZipFile(stray, "w") as z:
+        with z.open("qf.npy", "w") as member:
+            np.save(member, np.zeros((40, 128)))
+        z.writestr("notes.txt", b"trained on MARS")
+    with pytest.raises(ImportFileError, match="unexpected array 'notes.txt'"):
+        load_npz(stray)
 
 
 class _Boom:

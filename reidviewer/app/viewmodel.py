@@ -600,8 +600,9 @@ class Prefetch:
         return self.result
 
 
-#: Opening asks first when evaluating the split would preprocess for longer than this many
-#: minutes or fill more than this many GB of frame cache (MARS: ~9 GB; iLIDS-VID: seconds).
+#: Opening asks first when evaluating the split would take longer than this many minutes
+#: (preprocessing and features together) or fill more than this many GB of frame cache (MARS:
+#: ~9 GB and minutes of features; iLIDS-VID: seconds).
 ASK_MINUTES = 1.0
 ASK_GB = 1.0
 

@@ -145,13 +145,18 @@ def print_costs(clock: StageClock, dataset, splits: list[int], ws, summary: dict
     print("\n".join(lines), file=sys.stderr)
 
 
-def announce_cost(dataset, split: int, checkpoint, ws, annotation_version: str | None, device: str = "auto") -> None:
+def announce_cost(dataset, splits: list[int], checkpoint, ws, annotation_version: str | None,
+                  device: str = "auto") -> None:
     """Say on stderr what the first split's preprocessing and features will cost, before paying it (#19)."""
     from reidviewer.engine.evaluate import describe_evaluation_cost, evaluation_cost
 
-    cost = evaluation_cost(dataset, split, checkpoint, ws, annotation_version=annotation_version, device=device)
-    if cost is not None:
-        print(f"split {split}: {describe_evaluation_cost(cost)}", file=sys.stderr, flush=True)
+    cost = evaluation_cost(dataset, splits[0], checkpoint, ws, annotation_version=annotation_version, device=device)
+    if cost is None:
+        return
+    more = len(splits) - 1
+    # Only the first is estimated: later splits find part of their frames cached by then, none of their features.
+    rest = f" (then {more} more split{'s' if more > 1 else ''}, each with about as many frames to embed)" if more else ""
+    print(f"split {splits[0]}: {describe_evaluation_cost(cost)}{rest}", file=sys.stderr, flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -167,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for s in splits:
         dataset.split(s)  # a split that does not exist: one line, before any work
     dataset, version = open_annotated(dataset, ws)
-    announce_cost(dataset, splits[0], checkpoint, ws, version, args.device)
+    announce_cost(dataset, splits, checkpoint, ws, version, args.device)
     clock = StageClock(_progress_bar("evaluate"))
     summary = evaluate_splits(dataset, splits, checkpoint, ws, device=args.device, progress=clock,
                               annotation_version=version)

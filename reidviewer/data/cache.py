@@ -21,6 +21,7 @@ saying what the folder holds.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 import time
@@ -139,7 +140,7 @@ class FrameCache:
             return None
         try:
             shape, fortran, dtype = read_npy_header(fh)
-            complete = os.fstat(fh.fileno()).st_size == fh.tell() + int(np.prod(shape)) * dtype.itemsize
+            complete = os.fstat(fh.fileno()).st_size == fh.tell() + math.prod(shape) * dtype.itemsize
         except (OSError, ValueError):
             fh.close()
             return None

@@ -41,8 +41,9 @@ TRIM_EVERY = 8
 ASSUMED_FEATURE_FRAMES_PER_S = {"cpu": 1500.0}
 ASSUMED_GPU_FEATURE_FRAMES_PER_S = 10_000.0
 #: ``extract`` records its rate only from runs embedding at least this many frames (fewer:
-#: mostly start-up; every MARS, iLIDS-VID and PRID test split has more).
-FEATURE_RATE_MIN_FRAMES = 20_000
+#: mostly start-up). The smallest real test split, PRID-2011's (89 persons, 178 tracklets of
+#: 27-675 frames, 128 at most embedded), has roughly 15,000.
+FEATURE_RATE_MIN_FRAMES = 10_000
 #: Where measured feature rates are kept (by device kind: ``cpu``, ``cuda``, ``mps``), under the
 #: workspace's ``cache/``.
 FEATURE_RATE_FILE = "feature_rates.json"
@@ -185,13 +186,13 @@ def extract(
 
 
 def _device_kind(model, device) -> str:
-    """``cpu``, ``cuda`` or ``mps``: the device ``extract`` ran the model on."""
+    """``cpu``, ``cuda`` or ``mps``: the device ``extract`` ran the model on (where its weights are)."""
     import torch
 
-    if device is not None:
-        return torch.device(device).type
     param = next(model.parameters(), None)
-    return param.device.type if param is not None else "cpu"
+    if param is not None:
+        return param.device.type
+    return torch.device(device).type if device is not None else "cpu"
 
 
 def _feature_rates_path(workspace) -> Path:
@@ -202,7 +203,7 @@ def record_feature_rate(workspace, device_kind: str, frames: int, seconds: float
     """Remember the feature-extraction rate a run measured on ``device_kind``, for ``evaluation_cost``."""
     from reidviewer import rates
 
-    rates.record_rate(_feature_rates_path(workspace), device_kind, frames, seconds)
+    rates.record_rate(_feature_rates_path(workspace), device_kind, frames, seconds, also_last=False)
 
 
 def measured_feature_rate(workspace, device_kind: str) -> float | None:

@@ -30,14 +30,13 @@ unpickled, so a file from a stranger can hold data but never run code.
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reidviewer.data.array_files import open_npz
+from reidviewer.data.array_files import DAMAGED_FILE_ERRORS, open_npz
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.errors import ReidViewerError
 from reidviewer.workspace import Workspace
@@ -104,7 +103,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                     raise
     except ImportFileError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ImportFileError(path, f"corrupt or unreadable .npz ({type(exc).__name__}: {exc})") from None
     return out
 
