@@ -1,7 +1,7 @@
 """Benchmark: reading a MARS-size results archive with ``open_npz`` against ``np.load``.
 
-reidviewer reads every ``.npz`` through ``data.array_files.open_npz``, which parses headers under
-a lock (numpy's parser is not thread-safe on CPython 3.11) and reads data in 256 KB pieces. This
+reidviewer reads every ``.npz`` through ``data.array_files.open_npz``, which parses headers without
+``ast`` (numpy's ``literal_eval`` is not thread-safe on CPython 3.11) and reads data in 256 KB pieces. This
 checks that it costs nothing against numpy's own reader, in the same run: an archive shaped like
 a MARS results file (1,980 x 9,330 float32 distances, 11,310 x 512 float32 features, text
 metadata), about 97 MB, uncompressed as ``Results.save`` writes it. Best of ``--repeat`` reads
