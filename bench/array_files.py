@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import best_rate
+
 from reidviewer.data.array_files import open_npz
-
-
-def _best_seconds(read, repeat: int) -> float:
-    read()  # warm-up: the page cache
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        read()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -52,8 +43,8 @@ def main() -> None:
                 for name in z.files:
                     z[name]
 
-        base = _best_seconds(with_numpy, args.repeat)
-        ours = _best_seconds(with_open_npz, args.repeat)
+        base = 1 / best_rate(with_numpy, 1, args.repeat)  # best seconds of a read
+        ours = 1 / best_rate(with_open_npz, 1, args.repeat)
     print(f"archive {size_mb:.0f} MB: open_npz {ours * 1000:.0f} ms, np.load {base * 1000:.0f} ms "
           f"(ratio {ours / base:.2f}; baseline np.load, same run)")
 

@@ -338,8 +338,7 @@ class Player(QWidget):
         self.attention = None if attention is None else np.asarray(attention)
         self.view.border = border
         self.flags = dict(flags or {})
-        self.loader.request(self.paths[:FIRST_FRAMES])
-        self._prefetch.start(PREFETCH_DELAY_MS)
+        self._prefetch.start(PREFETCH_DELAY_MS)  # the first frames: set_frame(0) below
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(len(self.paths) - 1, 0))
         self.slider.blockSignals(False)

@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from reidviewer import rates
 from reidviewer.data.array_files import read_npy_header
 from reidviewer.data.dataset import VideoDataset
 from reidviewer.data.preprocess import NUM_CHANNELS, PreprocessConfig, preprocess_tracklet, to_network_input
-from reidviewer import rates
 from reidviewer.errors import DatasetError, FrameError, ReidViewerError
 from reidviewer.progress import ProgressFn, is_cancelled
 from reidviewer.workspace import Workspace, WorkspaceError, atomic_open, atomic_write_json

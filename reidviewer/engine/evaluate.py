@@ -359,13 +359,13 @@ def evaluation_steps(cost: dict[str, Any]) -> list[str]:
     frames (9.3 GB in the workspace's frame cache): about 4 min at 2,456 frames/s (measured in
     this workspace)" and "embedding 590,112 frames on the CPU: about 3 min at 3,100 frames/s
     (measured in this workspace)"."""
-    from reidviewer.data.cache import describe_preprocessing_cost, format_minutes
+    from reidviewer.data.cache import describe_preprocessing_cost, describe_rate, format_minutes
 
     where = {"cpu": "the CPU", "cuda": "the GPU", "mps": "the GPU (MPS)"}.get(cost["device"], cost["device"])
-    how = "measured in this workspace" if cost["feature_rate_measured"] else "assumed: none measured here yet"
+    rate = describe_rate({"frames_per_s": cost["feature_frames_per_s"], "rate_measured": cost["feature_rate_measured"]})
     steps = [describe_preprocessing_cost(cost)] if cost["test_frames_missing"] > 0 else []
     steps.append(f"embedding {cost['feature_frames']:,} frames on {where}: {format_minutes(cost['feature_minutes'])} "
-                 f"at {cost['feature_frames_per_s']:,} frames/s ({how})")
+                 f"at {rate}")
     return steps
 
 
